@@ -1,0 +1,1 @@
+"""Repositories: every SQL statement the domain runs lives in this package."""

@@ -1,0 +1,159 @@
+"""Image embeddings: idempotent UPSERT and owner-scoped k-nearest-neighbour search."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from recall_ray.errors import BadRequest
+from recall_ray.orm import ImageEmbedding
+from recall_ray.repositories.vector_index import TABLE_FOR_KIND, get_model_version
+
+# Below this many candidate rows an exact scan is cheaper than HNSW and has perfect recall.
+EXACT_SEARCH_MAX_ROWS = 20_000
+HNSW_EF_SEARCH_MAX = 1000
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    id: str
+    distance: float
+
+
+def as_vector(values: Sequence[float] | np.ndarray, dim: int) -> np.ndarray:
+    vec = np.asarray(values, dtype=np.float32).reshape(-1)
+    if vec.shape[0] != dim:
+        raise BadRequest(f"vector has {vec.shape[0]} dimensions, expected {dim}", code="AI_VECTOR_DIM")
+    if not np.all(np.isfinite(vec)):
+        raise BadRequest("vector contains NaN or infinity", code="AI_VECTOR_INVALID")
+    return vec
+
+
+def upsert_image_embedding(
+    session: Session, asset_id: str, owner_user_id: str, model_version: str, vector: Sequence[float]
+) -> None:
+    """Insert or replace the one row for (asset, model version)."""
+    mv = get_model_version(session, model_version, "image")
+    vec = as_vector(vector, mv.dim)
+    stmt = insert(ImageEmbedding).values(
+        asset_id=asset_id, owner_user_id=owner_user_id, model_version=model_version, embedding=vec
+    )
+    stmt = stmt.on_conflict_do_update(
+        constraint="uq_image_embeddings_asset_version",
+        set_={"embedding": stmt.excluded.embedding, "updated_at": func.now()},
+    )
+    session.execute(stmt)
+
+
+def upsert_image_embeddings(session: Session, rows: Sequence[tuple[str, str, str, Sequence[float]]]) -> int:
+    """Batch form of :func:`upsert_image_embedding`: rows are (asset_id, owner, model_version, vector)."""
+    if not rows:
+        return 0
+    dims = {v: get_model_version(session, v, "image").dim for v in {r[2] for r in rows}}
+    values = [
+        {"asset_id": a, "owner_user_id": o, "model_version": v, "embedding": as_vector(vec, dims[v])}
+        for a, o, v, vec in rows
+    ]
+    stmt = insert(ImageEmbedding).values(values)
+    stmt = stmt.on_conflict_do_update(
+        constraint="uq_image_embeddings_asset_version",
+        set_={"embedding": stmt.excluded.embedding, "updated_at": func.now()},
+    )
+    session.execute(stmt)
+    return len(values)
+
+
+def ef_search_for(k: int, selectivity: float = 1.0) -> int:
+    """ef_search from k; a filter that keeps a fraction of rows needs a proportionally wider beam."""
+    base = max(40, 2 * k)
+    widened = base / max(selectivity, 1e-3)
+    return int(min(HNSW_EF_SEARCH_MAX, math.ceil(widened)))
+
+
+def knn(
+    session: Session,
+    *,
+    kind: str,
+    model_version: str,
+    query: Sequence[float] | np.ndarray,
+    k: int,
+    owners: Sequence[str] | None = None,
+    max_distance: float | None = None,
+    exclude_ids: Sequence[str] = (),
+    exact: bool | None = None,
+) -> list[Neighbour]:
+    """Nearest neighbours by cosine distance, restricted to ``owners`` when given.
+
+    Returns ids (asset ids for images, face ids for faces) and cosine distances, nearest first. HNSW is used
+    unless the candidate set is small (then an exact scan gives perfect recall at lower cost); ``exact``
+    forces either way.
+    """
+    if not 1 <= k <= 1000:
+        raise BadRequest("k must be between 1 and 1000", code="AI_K_INVALID")
+    if owners is not None and len(owners) == 0:
+        return []
+    mv = get_model_version(session, model_version, kind)
+    vec = as_vector(query, mv.dim)
+    table = TABLE_FOR_KIND[kind]
+    id_col = "asset_id" if kind == "image" else "id"
+    dist = f"(embedding::vector({mv.dim}) <=> CAST(:q AS vector({mv.dim})))"
+    where = ["model_version = :mv"]
+    params: dict[str, object] = {"mv": model_version, "q": _vector_literal(vec), "k": k + len(exclude_ids)}
+    if owners is not None:
+        where.append("owner_user_id = ANY(:owners)")
+        params["owners"] = list(owners)
+
+    if exact is None or owners is not None:
+        total = _count(session, table, model_version)
+        candidates = total if owners is None else _count(session, table, model_version, owners)
+        if exact is None:
+            exact = candidates <= EXACT_SEARCH_MAX_ROWS
+        selectivity = (candidates / total) if total else 1.0
+    else:
+        selectivity = 1.0
+
+    if exact:
+        # Planner settings are transaction-local; the index cannot be used, so the scan is exact.
+        session.execute(text("SET LOCAL enable_indexscan = off"))
+        session.execute(text("SET LOCAL enable_bitmapscan = off"))
+    else:
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {ef_search_for(k, selectivity)}"))
+    sql = f"SELECT {id_col} AS id, {dist} AS distance FROM {table} WHERE {' AND '.join(where)} "
+    sql += f"ORDER BY {dist} LIMIT :k"
+    rows = session.execute(text(sql), params).all()
+    if exact:
+        session.execute(text("SET LOCAL enable_indexscan = on"))
+        session.execute(text("SET LOCAL enable_bitmapscan = on"))
+    excluded = set(exclude_ids)
+    out = [Neighbour(r.id, float(r.distance)) for r in rows if r.id not in excluded]
+    if max_distance is not None:
+        out = [n for n in out if n.distance <= max_distance]
+    return out[:k]
+
+
+def _count(session: Session, table: str, model_version: str, owners: Sequence[str] | None = None) -> int:
+    sql = f"SELECT count(*) FROM {table} WHERE model_version = :mv"
+    params: dict[str, object] = {"mv": model_version}
+    if owners is not None:
+        sql += " AND owner_user_id = ANY(:owners)"
+        params["owners"] = list(owners)
+    return int(session.execute(text(sql), params).scalar_one())
+
+
+def _vector_literal(vec: np.ndarray) -> str:
+    return "[" + ",".join(repr(float(x)) for x in vec) + "]"
+
+
+def get_image_vector(session: Session, asset_id: str, model_version: str) -> np.ndarray | None:
+    row = session.scalar(
+        select(ImageEmbedding.embedding).where(
+            ImageEmbedding.asset_id == asset_id, ImageEmbedding.model_version == model_version
+        )
+    )
+    return None if row is None else np.asarray(row, dtype=np.float32)

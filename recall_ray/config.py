@@ -22,7 +22,9 @@ def _default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Read from the environment (and an optional ``.env``); names are the upper-case field names."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
 
     recall_env: Literal["development", "test", "production"] = "development"
     data_dir: Annotated[Path, Field(validation_alias="RECALL_DATA_DIR")] = Field(

@@ -103,8 +103,10 @@ def knn(
     table = TABLE_FOR_KIND[kind]
     id_col = "asset_id" if kind == "image" else "id"
     dist = f"(embedding::vector({mv.dim}) <=> CAST(:q AS vector({mv.dim})))"
-    where = ["model_version = :mv"]
-    params: dict[str, object] = {"mv": model_version, "q": _vector_literal(vec), "k": k + len(exclude_ids)}
+    # The version is inlined (validated at registration) so that a prepared, generic plan still matches the
+    # partial index's predicate; a bind parameter would hide it from the planner.
+    where = [f"model_version = '{mv.name}'"]
+    params: dict[str, object] = {"q": _vector_literal(vec), "k": k + len(exclude_ids)}
     if owners is not None:
         where.append("owner_user_id = ANY(:owners)")
         params["owners"] = list(owners)

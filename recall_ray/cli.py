@@ -92,6 +92,25 @@ def db_status() -> None:
     )
 
 
+@main.command("demo")
+def demo() -> None:
+    """The main job on embedded defaults: database, object storage and schema come up, then the demo runs."""
+    from recall_ray import migrate
+    from recall_ray.database import Database
+    from recall_ray.storage import storage_from_settings
+
+    settings = get_settings()
+    t0 = time.monotonic()
+    database = Database.from_settings(settings)
+    click.echo(f"[1/3] PostgreSQL + pgvector up in {time.monotonic() - t0:.2f}s ({_redact(database.url)})")
+    migrate.upgrade(database.url)
+    click.echo(f"[2/3] schema at revision {migrate.current_revision(database.url)}")
+    storage = storage_from_settings(settings)
+    storage.put("demo/hello.txt", b"hello", "text/plain")
+    assert storage.get("demo/hello.txt") == b"hello"
+    click.echo(f"[3/3] object storage ready ({settings.storage_backend})")
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 

@@ -72,8 +72,9 @@ def test_public_address_rules():
 
 @pytest.fixture
 def fetcher():
-    return SignedUrlFetcher(["photos.example.com"], max_bytes=1000, timeout_s=2,
-                            resolver=lambda host, port: ["93.184.216.34"])
+    return SignedUrlFetcher(
+        ["photos.example.com"], max_bytes=1000, timeout_s=2, resolver=lambda host, port: ["93.184.216.34"]
+    )
 
 
 def test_each_refused_url_has_its_own_error(fetcher):
@@ -83,8 +84,9 @@ def test_each_refused_url_has_its_own_error(fetcher):
     assert codes(fetcher.check, "https://[::ffff:127.0.0.1]/a.jpg") == "AI_URL_ADDRESS_REFUSED"
     assert codes(fetcher.check, "https://evil.example.net/a.jpg") == "AI_URL_HOST_NOT_ALLOWED"
     assert codes(fetcher.check, "https://user:pw@photos.example.com/a.jpg") == "AI_URL_CREDENTIALS"
-    rebinding = SignedUrlFetcher(["photos.example.com"], max_bytes=10, timeout_s=1,
-                                 resolver=lambda host, port: ["10.1.2.3"])
+    rebinding = SignedUrlFetcher(
+        ["photos.example.com"], max_bytes=10, timeout_s=1, resolver=lambda host, port: ["10.1.2.3"]
+    )
     assert codes(rebinding.check, "https://photos.example.com/a.jpg") == "AI_URL_ADDRESS_REFUSED"
     assert fetcher.check("https://photos.example.com/a.jpg?X-Amz-Signature=abc")[2] == "93.184.216.34"
 
@@ -101,15 +103,23 @@ def https_server(tmp_path):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "photos.example.com")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("photos.example.com")]), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     body = encode(noise_image(8, 8), "PNG")
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -140,9 +150,14 @@ def https_server(tmp_path):
 def test_fetch_over_https_redirect_and_byte_cap(https_server):
     port, ca, body = https_server
     # Loopback stands in for a public S3 host here: the address policy is the one seam replaced.
-    fetcher = SignedUrlFetcher(["photos.example.com"], max_bytes=len(body) * 10, timeout_s=3,
-                               resolver=lambda host, p: ["127.0.0.1"], address_allowed=lambda a: True,
-                               ca_certs=ca)
+    fetcher = SignedUrlFetcher(
+        ["photos.example.com"],
+        max_bytes=len(body) * 10,
+        timeout_s=3,
+        resolver=lambda host, p: ["127.0.0.1"],
+        address_allowed=lambda a: True,
+        ca_certs=ca,
+    )
     assert fetcher.fetch(f"https://photos.example.com:{port}/ok.png?sig=1") == body
     assert codes(fetcher.fetch, f"https://photos.example.com:{port}/redirect") == "AI_URL_REDIRECT"
     assert codes(fetcher.fetch, f"https://photos.example.com:{port}/big.png") == "AI_IMAGE_TOO_MANY_BYTES"

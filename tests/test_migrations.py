@@ -14,7 +14,9 @@ def test_upgrade_downgrade_round_trip_and_orm_matches(pg_server):
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
         assert diff == [], f"ORM and migrations differ: {diff}"
         expected = {t.name for t in Base.metadata.sorted_tables}
         assert expected <= set(inspect(engine).get_table_names())

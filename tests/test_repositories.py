@@ -31,7 +31,7 @@ def db(clean_db):
 def add_assets(db, owners, vectors, version=V16):
     ids = []
     with db.session() as s:
-        for i, (owner, vec) in enumerate(zip(owners, vectors, strict=True)):
+        for i, owner in enumerate(owners):
             a = Asset(owner_user_id=owner, storage_key=f"{owner}/{i}-{version}.jpg")
             s.add(a)
             s.flush()
@@ -88,7 +88,9 @@ def test_knn_owner_scope_and_cutoff(db):
     owner_of = dict(zip(ids, owners, strict=True))
     with db.session() as s:
         for exact in (True, False):
-            got = knn(s, kind="image", model_version=V16, query=vecs[0], k=30, owners=["u1", "u2"], exact=exact)
+            got = knn(
+                s, kind="image", model_version=V16, query=vecs[0], k=30, owners=["u1", "u2"], exact=exact
+            )
             assert got and all(owner_of[n.id] in ("u1", "u2") for n in got)
         # The query is u0's own first vector: a tight cutoff keeps only that one.
         got = knn(s, kind="image", model_version=V16, query=vecs[0], k=10, owners=["u0"], max_distance=1e-4)
@@ -108,7 +110,9 @@ def test_owner_scope_holds_under_concurrency(db):
     def search(i):
         owner = f"u{i % 8}"
         with db.session() as s:
-            got = knn(s, kind="image", model_version=V16, query=vecs[i], k=20, owners=[owner], exact=i % 2 == 0)
+            got = knn(
+                s, kind="image", model_version=V16, query=vecs[i], k=20, owners=[owner], exact=i % 2 == 0
+            )
         return owner, [owner_of[n.id] for n in got]
 
     with ThreadPoolExecutor(8) as pool:

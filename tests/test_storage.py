@@ -11,8 +11,9 @@ from recall_ray.storage import LocalStorage, S3Storage
 
 @pytest.fixture
 def s3(s3_endpoint):
-    return S3Storage("recall-test", endpoint_url=s3_endpoint, access_key="test", secret_key="test",
-                     create_bucket=True)
+    return S3Storage(
+        "recall-test", endpoint_url=s3_endpoint, access_key="test", secret_key="test", create_bucket=True
+    )
 
 
 @pytest.fixture

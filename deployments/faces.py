@@ -1,7 +1,8 @@
 """Face detection, 5-point alignment and ArcFace recognition (ONNX Runtime), batched across faces.
 
-Production: insightface's SCRFD detector and ArcFace ``w600k_r50``. Offline profile: OpenCV's Haar cascade
-(no landmarks: the face box is cropped square) and a generated recognizer with ArcFace's input/output contract.
+Production: insightface's SCRFD detector and ArcFace ``w600k_r50``.
+Offline profile: OpenCV's Haar cascade (no landmarks: the face box is cropped square) and a generated
+recognizer with ArcFace's input/output contract.
 """
 
 from __future__ import annotations

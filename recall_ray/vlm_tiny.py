@@ -10,7 +10,7 @@ from recall_ray import model_registry
 # The parse rules Florence-2's own processor config ships with, for the tasks this project uses.
 POST_PROCESSOR_CONFIG = {
     "ocr": {
-        "pattern": r"(.+?)<loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)>",
+        "pattern": r"(.+?)" + r"<loc_(\d+)>" * 8,
         "area_threshold": 0.0,
     },
     "pure_text": {},

@@ -41,9 +41,18 @@ class FaceModel:
         import onnxruntime as ort
         from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 
+        from deployments.gpu import onnx_providers
+
         manifest = model_registry.verify(self.model_root, self.version)
         directory = model_registry.model_dir(self.model_root, self.version)
         cfg = manifest.config
+        providers = onnx_providers()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+
+        def session(name: str) -> ort.InferenceSession:
+            return ort.InferenceSession(str(directory / cfg[name]), options, providers=providers)
+
         self.detector_kind = cfg["detector"]
         if self.detector_kind == "haar":
             import cv2
@@ -54,15 +63,11 @@ class FaceModel:
         else:
             from insightface.model_zoo.scrfd import SCRFD
 
-            self.detector = SCRFD(str(directory / cfg["detector_file"]))
+            self.detector = SCRFD(str(directory / cfg["detector_file"]), session=session("detector_file"))
             size = int(cfg.get("det_size", 640))
             self.detector.prepare(-1, input_size=(size, size), det_thresh=self.min_score)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        session = ort.InferenceSession(
-            str(directory / cfg["recognizer_file"]), options, providers=_providers()
-        )
-        self.recognizer = ArcFaceONNX(model_file=str(directory / cfg["recognizer_file"]), session=session)
+        recognizer = directory / cfg["recognizer_file"]
+        self.recognizer = ArcFaceONNX(model_file=str(recognizer), session=session("recognizer_file"))
         self.dim = int(manifest.dim or 512)
         return self
 
@@ -130,15 +135,11 @@ class FaceModel:
         return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
 
 
-def _providers() -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-
-
 @serve.deployment(name="Faces", max_ongoing_requests=32, ray_actor_options={"num_cpus": 1})
 class FacesDeployment:
+    """``user_config``: ``version``, ``min_face_size``, ``min_score``, ``max_batch_size`` and
+    ``batch_wait_timeout_s``."""
+
     def __init__(self, model_root: str, version: str, min_face_size: int = 40, min_score: float = 0.5):
         self.model_root = Path(model_root)
         self.model = FaceModel(self.model_root, version, min_face_size, min_score).load()
@@ -174,6 +175,7 @@ class FacesDeployment:
         vectors = await asyncio.gather(*(self._embed_batch(c) for c in crops))
         return {
             "model_version": model.version,
+            "dim": model.dim,
             "faces": [
                 {"bbox": f.bbox, "score": f.score, "landmarks": f.landmarks, "vector": v}
                 for f, v in zip(faces, vectors, strict=True)

@@ -100,7 +100,9 @@ class Florence2Reader:
 
         model_registry.verify(self.model_root, self.version)
         directory = model_registry.model_dir(self.model_root, self.version)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        from deployments.gpu import torch_device
+
+        self.device = torch_device()
         dtype = torch.float16 if self.device == "cuda" else torch.float32
         self.model = Florence2ForConditionalGeneration.from_pretrained(directory, dtype=dtype).to(self.device)
         self.model.eval()
@@ -182,7 +184,13 @@ class VlmDeployment:
         }
 
     def info(self) -> dict[str, Any]:
-        return {"version": self.version, "ocr": self.tesseract.version}
+        entry = model_registry.CATALOGUE.get(self.version)
+        return {
+            "version": self.version if self.florence else None,
+            "ocr": self.tesseract.version,
+            # A test model's text is noise: callers store it but do not parse it.
+            "random_weights": bool(entry and entry.tiny),
+        }
 
     def check_health(self) -> None:
         if self.tesseract is None:

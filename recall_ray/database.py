@@ -89,8 +89,8 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Database:
-        db = cls(resolve_database_url(settings), settings.database_pool_size)
+    def from_settings(cls, settings: Settings, pool_size: int | None = None) -> Database:
+        db = cls(resolve_database_url(settings), pool_size or settings.database_pool_size)
         check_pgvector(db.engine)
         return db
 

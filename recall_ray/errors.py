@@ -41,6 +41,16 @@ class BadRequest(RecallError):
     status = 400
 
 
+class Unauthorized(RecallError):
+    code = "AUTH_UNAUTHORIZED"
+    status = 401
+
+
+class Forbidden(RecallError):
+    code = "AUTH_FORBIDDEN"
+    status = 403
+
+
 class ValidationFailed(RecallError):
     code = "AI_VALIDATION_FAILED"
     status = 422
@@ -80,6 +90,11 @@ class UrlRefused(RecallError):
     status = 422
 
 
+class RateLimited(RecallError):
+    code = "AI_RATE_LIMITED"
+    status = 429
+
+
 class Unavailable(RecallError):
     code = "AI_UNAVAILABLE"
     status = 503
@@ -87,3 +102,20 @@ class Unavailable(RecallError):
 
 class ModelUnavailable(Unavailable):
     code = "AI_MODEL_UNAVAILABLE"
+
+
+def permanent(exc: BaseException) -> bool:
+    """Whether retrying cannot help: the request or its data is wrong (a 4xx), not the system (5xx, crash)."""
+    return isinstance(exc, RecallError) and 400 <= exc.status < 500 and exc.status != 429
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The original exception behind Ray's wrappers (RayTaskError and the like carry it as ``cause``)."""
+    # Ray re-raises a task's exception as a class deriving from both RayTaskError and the original type, whose
+    # class attributes (our ``code``) shadow the original's instance values: always take ``cause``.
+    for _ in range(5):
+        cause = getattr(exc, "cause", None)
+        if not isinstance(cause, BaseException):
+            break
+        exc = cause
+    return exc

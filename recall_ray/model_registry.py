@@ -183,6 +183,11 @@ PROFILE_DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 
+def is_tiny(full: str) -> bool:
+    entry = CATALOGUE.get(full)
+    return entry is not None and entry.tiny
+
+
 def split_version(full: str) -> tuple[str, str]:
     if full.count("@") != 1 or not all(full.split("@")):
         raise BadRequest(f"model {full!r} must be written name@version", code="AI_MODEL_VERSION_INVALID")

@@ -54,6 +54,54 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     sentry_dsn: SecretStr | None = None
     ray_address: str | None = None
+    serve_app_name: str = "recall"
+    serve_timeout_s: float = Field(default=60.0, gt=0, le=600)
+
+    # Authentication. Firebase ID tokens: aud = a project id, iss = https://securetoken.google.com/<project>.
+    firebase_project_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    firebase_jwks_url: str = (
+        "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
+    )
+    # Google-signed OIDC tokens (service accounts, Cloud Functions): aud = one of these client ids / URLs.
+    google_oauth_client_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
+    jwt_leeway_s: int = Field(default=60, ge=0, le=60)
+    # Self-hosters' HS256 tokens signed with SECRET_KEY.
+    selfhost_tokens: bool = True
+    selfhost_issuer: str = "recall-selfhost"
+    selfhost_audience: str = "recall-ai"
+    # Firebase Functions' signed service calls: "keyid:secret,keyid2:secret2" (several for rotation).
+    service_hmac_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    hmac_max_skew_s: int = Field(default=300, ge=30, le=900)
+
+    # The HTTP edge.
+    rate_limit_user: str = "120/minute"
+    rate_limit_ip: str = "600/minute"
+    proxy_hops: int = Field(default=0, ge=0, le=5)  # reverse proxies in front of gunicorn (Caddy: 1)
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    metrics_token: SecretStr | None = None
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+
+    # Jobs and webhooks.
+    job_max_attempts: int = Field(default=5, ge=1, le=20)
+    job_backoff_base_s: float = Field(default=2.0, gt=0, le=600)
+    job_backoff_max_s: float = Field(default=300.0, gt=0)
+    job_lease_s: float = Field(default=120.0, ge=5)
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    # Feature thresholds.
+    search_min_score: float = Field(default=0.2, ge=-1, le=1)
+    face_match_threshold: float = Field(default=0.45, ge=-1, le=1)
+    min_face_size: int = Field(default=40, ge=8)
+    min_face_score: float = Field(default=0.5, ge=0, le=1)
+    schedule_async_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    default_timezone: str = "Asia/Tokyo"
+
+    # Build information for /version (set by the deployment; otherwise read from git at start).
+    git_sha: str | None = None
+    build_time: str | None = None
 
     image_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     image_max_pixels: int = Field(default=50_000_000, ge=10_000)
@@ -66,6 +114,37 @@ class Settings(BaseSettings):
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("firebase_project_ids", "google_oauth_client_ids", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("service_hmac_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        keys: dict[str, str] = {}
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            key_id, sep, secret = item.partition(":")
+            if not sep or not key_id or len(secret) < 32:
+                raise ValueError("must be 'keyid:secret' pairs, comma separated, secrets of 32+ characters")
+            keys[key_id] = secret
+        return keys
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except Exception:
+            raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
     @field_validator("database_url")
@@ -83,7 +162,11 @@ class Settings(BaseSettings):
             self.storage_backend = "s3" if self.s3_bucket else "local"
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ValueError("S3_BUCKET is required when STORAGE_BACKEND=s3")
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
         if self.recall_env == "production":
+            if self.webhook_url and not self.webhook_url.startswith("https://"):
+                raise ValueError("WEBHOOK_URL must be https in production")
             for name in ("database_url", "secret_key"):
                 if getattr(self, name) is None:
                     raise ValueError(f"{name.upper()} is required when RECALL_ENV=production")

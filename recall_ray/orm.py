@@ -34,6 +34,7 @@ ASSET_STATES = ("registered", "processing", "ready", "failed", "deleted")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "dead")
 ENTITY_KINDS = ("schedule", "member", "note", "location")
 MODEL_KINDS = ("image", "face")
+RUN_STATES = ("running", "succeeded", "failed", "interrupted")
 
 
 def _now() -> dt.datetime:
@@ -108,8 +109,11 @@ class ImageEmbedding(Timestamps, Base):
 
 
 class FaceEmbedding(Timestamps, Base):
+    """A detected face. ``subject_user_id`` is set when its person enrolled it as their own face."""
+
     __tablename__ = "face_embeddings"
     __table_args__ = (
+        UniqueConstraint("asset_id", "model_version", "face_index", name="uq_face_embeddings_asset_face"),
         Index("ix_face_embeddings_owner_version", "owner_user_id", "model_version"),
         Index("ix_face_embeddings_subject_version", "subject_user_id", "model_version"),
         Index("ix_face_embeddings_asset", "asset_id"),
@@ -214,4 +218,67 @@ class Job(Timestamps, Base):
     next_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=_now)
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The Ray worker (node and pid) running the current attempt, for operators.
+    worker: Mapped[str | None] = mapped_column(String(128))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FaceConsent(Base):
+    """A user's face-recognition consent; absent means never asked (treated as not opted in)."""
+
+    __tablename__ = "face_consents"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    opted_in: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=_now, onupdate=_now
+    )
+
+
+class ServiceNonce(Base):
+    """Nonces of signed service requests, kept past the timestamp window so that a replay is refused."""
+
+    __tablename__ = "service_nonces"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=_now, index=True
+    )
+
+
+class BackfillRun(Timestamps, Base):
+    """One re-embedding run (a Ray Job): its scope and progress."""
+
+    __tablename__ = "backfill_runs"
+    __table_args__ = (CheckConstraint(f"state IN {RUN_STATES}", name="ck_backfill_runs_state"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("bf"))
+    model_version: Mapped[str] = mapped_column(String(128), index=True)
+    owner_user_id: Mapped[str | None] = mapped_column(String(128))
+    since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), default="running", server_default="running")
+    total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ray_job_id: Mapped[str | None] = mapped_column(String(64))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeadLetter(Base):
+    """An item that failed for good: a dead job's last error, or one asset a backfill could not embed."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_source_run", "source", "run_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))  # "job:<kind>" or "backfill"
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    item_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    error_code: Mapped[str] = mapped_column(String(64))
+    error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=_now
+    )

@@ -208,3 +208,8 @@ def storage_from_settings(settings: Settings) -> ObjectStorage:
             secret_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
         )
     return LocalStorage(settings.data_dir / "objects", settings.secret_key_value())
+
+
+def user_key_prefix(user_id: str) -> str:
+    """Where a user's own uploads live: a hash, so that object names carry no user id."""
+    return f"u/{hashlib.sha256(user_id.encode()).hexdigest()[:16]}/"

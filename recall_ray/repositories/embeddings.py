@@ -106,7 +106,7 @@ def knn(
     # The version is inlined (validated at registration) so that a prepared, generic plan still matches the
     # partial index's predicate; a bind parameter would hide it from the planner.
     where = [f"model_version = '{mv.name}'"]
-    params: dict[str, object] = {"q": _vector_literal(vec), "k": k + len(exclude_ids)}
+    params: dict[str, object] = {"q": vector_literal(vec), "k": k + len(exclude_ids)}
     if owners is not None:
         where.append("owner_user_id = ANY(:owners)")
         params["owners"] = list(owners)
@@ -148,7 +148,7 @@ def _count(session: Session, table: str, model_version: str, owners: Sequence[st
     return int(session.execute(text(sql), params).scalar_one())
 
 
-def _vector_literal(vec: np.ndarray) -> str:
+def vector_literal(vec: np.ndarray) -> str:
     return "[" + ",".join(repr(float(x)) for x in vec) + "]"
 
 
@@ -159,3 +159,17 @@ def get_image_vector(session: Session, asset_id: str, model_version: str) -> np.
         )
     )
     return None if row is None else np.asarray(row, dtype=np.float32)
+
+
+def get_image_vectors(
+    session: Session, asset_ids: Sequence[str], model_version: str
+) -> dict[str, np.ndarray]:
+    """Stored vectors of the given assets for one version; assets without one are absent."""
+    if not asset_ids:
+        return {}
+    rows = session.execute(
+        select(ImageEmbedding.asset_id, ImageEmbedding.embedding).where(
+            ImageEmbedding.asset_id.in_(list(asset_ids)), ImageEmbedding.model_version == model_version
+        )
+    )
+    return {r.asset_id: np.asarray(r.embedding, dtype=np.float32) for r in rows}

@@ -15,6 +15,7 @@ import hashlib
 import re
 
 from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from recall_ray.errors import BadRequest, NotFound
@@ -46,25 +47,36 @@ def register_model_version(session: Session, name: str, kind: str, dim: int) -> 
     if not 1 <= dim <= 2000:  # pgvector's HNSW limit for vector
         raise BadRequest(f"vector dimension {dim} is outside 1..2000", code="AI_MODEL_DIM_INVALID")
     existing = session.get(ModelVersion, name)
-    if existing is not None:
-        if existing.kind != kind or existing.dim != dim:
-            raise BadRequest(
-                f"model version {name} is registered as {existing.kind}/{existing.dim}-d, not {kind}/{dim}-d",
-                code="AI_MODEL_VERSION_CONFLICT",
-            )
+    created = False
+    if existing is None:
+        # Replicas and tasks may register the same version at once: the insert is a no-op for all but one.
+        created = (
+            session.execute(
+                insert(ModelVersion)
+                .values(name=name, kind=kind, dim=dim, index_name=index_name(kind, name))
+                .on_conflict_do_nothing(index_elements=[ModelVersion.name])
+                .returning(ModelVersion.name)
+            ).scalar_one_or_none()
+            is not None
+        )
+        existing = session.get(ModelVersion, name, populate_existing=True)
+        assert existing is not None
+    if existing.kind != kind or existing.dim != dim:
+        raise BadRequest(
+            f"model version {name} is registered as {existing.kind}/{existing.dim}-d, not {kind}/{dim}-d",
+            code="AI_MODEL_VERSION_CONFLICT",
+        )
+    if not created:
         return existing
-    mv = ModelVersion(name=name, kind=kind, dim=dim, index_name=index_name(kind, name))
-    session.add(mv)
-    session.flush()
     table = TABLE_FOR_KIND[kind]
     # Both values are validated above; DDL cannot take bind parameters.
     session.execute(
         text(
-            f"CREATE INDEX IF NOT EXISTS {mv.index_name} ON {table} USING hnsw "
+            f"CREATE INDEX IF NOT EXISTS {existing.index_name} ON {table} USING hnsw "
             f"((embedding::vector({dim})) vector_cosine_ops) WHERE model_version = '{name}'"
         )
     )
-    return mv
+    return existing
 
 
 def get_model_version(session: Session, name: str, kind: str | None = None) -> ModelVersion:

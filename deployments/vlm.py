@@ -1,4 +1,4 @@
-"""Reading images: Florence-2 (OCR with regions, detailed caption) and Tesseract OCR (jpn+eng).
+"""Reading images: Florence-2 (OCR with regions, detailed caption) and Tesseract OCR (``deployments.ocr``).
 
 Tesseract is the CPU path and a second reader beside the VLM; every text line says which engine read it.
 """
@@ -6,85 +6,15 @@ Tesseract is the CPU path and a second reader beside the VLM; every text line sa
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
 from ray import serve
 
+from deployments.ocr import TesseractReader, TextLine
 from recall_ray import model_registry
-
-_CJK = r"\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef"
-_CJK_GAP = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
-
-
-class TextLine(BaseModel):
-    text: str
-    box: list[float]  # x1, y1, x2, y2 in pixels
-    confidence: float | None  # 0..1; Florence-2 gives none
-    engine: str
-
-
-def join_cjk(text: str) -> str:
-    """Tesseract's jpn model separates CJK characters with spaces; remove them, keep spaces in Latin text."""
-    return _CJK_GAP.sub("", text).strip()
-
-
-class TesseractReader:
-    def __init__(self, languages: str = "jpn+eng", min_confidence: float = 0.0):
-        self.languages = languages
-        self.min_confidence = min_confidence
-
-    def load(self) -> TesseractReader:
-        import pytesseract
-
-        available = set(pytesseract.get_languages(config=""))
-        missing = [lang for lang in self.languages.split("+") if lang not in available]
-        if missing:
-            raise RuntimeError(
-                f"Tesseract language data missing: {missing}; install Debian packages "
-                + " ".join(f"tesseract-ocr-{m}" for m in missing)
-            )
-        self.version = f"tesseract@{pytesseract.get_tesseract_version()}"
-        return self
-
-    def read(self, image: np.ndarray) -> list[TextLine]:
-        import pytesseract
-        from PIL import Image
-
-        data = pytesseract.image_to_data(
-            Image.fromarray(image), lang=self.languages, config="--psm 3", output_type=pytesseract.Output.DICT
-        )
-        lines: dict[tuple[int, int, int], dict[str, Any]] = {}
-        for i, word in enumerate(data["text"]):
-            conf = float(data["conf"][i])
-            if not word.strip() or conf < 0:
-                continue
-            key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
-            x, y, w, h = data["left"][i], data["top"][i], data["width"][i], data["height"][i]
-            line = lines.setdefault(key, {"words": [], "confs": [], "box": [x, y, x + w, y + h]})
-            line["words"].append(word)
-            line["confs"].append(conf / 100.0)
-            b = line["box"]
-            line["box"] = [min(b[0], x), min(b[1], y), max(b[2], x + w), max(b[3], y + h)]
-        out = []
-        for key in sorted(lines):
-            line = lines[key]
-            confidence = float(np.mean(line["confs"]))
-            text = join_cjk(" ".join(line["words"]))
-            if text and confidence >= self.min_confidence:
-                out.append(
-                    TextLine(
-                        text=text,
-                        box=[float(v) for v in line["box"]],
-                        confidence=confidence,
-                        engine="tesseract",
-                    )
-                )
-        return out
 
 
 class Florence2Reader:
@@ -156,6 +86,7 @@ class VlmDeployment:
         self.tesseract = TesseractReader(languages).load()
         self.florence = Florence2Reader(self.model_root, version).load() if use_vlm else None
         self.version = version
+        self.reads = 0  # images read by this replica, for operators (and to prove cached results skip it)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         version = user_config.get("version")
@@ -168,15 +99,17 @@ class VlmDeployment:
     async def read(
         self, image: np.ndarray, engines: tuple[str, ...] = ("tesseract", "florence2")
     ) -> dict[str, Any]:
-        tasks = []
-        if "tesseract" in engines:
-            tasks.append(asyncio.to_thread(self.tesseract.read, image))
+        self.reads += 1
         florence = self.florence
+        readers = [self.tesseract.read] if "tesseract" in engines else []
         if "florence2" in engines and florence is not None:
-            tasks.append(asyncio.to_thread(florence.read, image))
-        caption_task = asyncio.to_thread(florence.caption, image) if florence is not None else None
-        results = await asyncio.gather(*tasks)
-        caption = await caption_task if caption_task is not None else None
+            readers.append(florence.read)
+        caption_call = (
+            asyncio.to_thread(florence.caption, image) if florence is not None else asyncio.sleep(0)
+        )
+        *results, caption = await asyncio.gather(
+            *(asyncio.to_thread(r, image) for r in readers), caption_call
+        )
         return {
             "lines": [line.model_dump() for lines in results for line in lines],
             "caption": caption,
@@ -190,6 +123,7 @@ class VlmDeployment:
             "ocr": self.tesseract.version,
             # A test model's text is noise: callers store it but do not parse it.
             "random_weights": bool(entry and entry.tiny),
+            "reads": self.reads,
         }
 
     def check_health(self) -> None:

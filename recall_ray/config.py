@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from recall_ray.errors import ConfigError
+
+
+class ServiceKey(BaseModel):
+    secret: SecretStr
+    expires_at: dt.datetime | None = None
 
 
 def _default_data_dir() -> Path:
@@ -70,8 +76,9 @@ class Settings(BaseSettings):
     selfhost_tokens: bool = True
     selfhost_issuer: str = "recall-selfhost"
     selfhost_audience: str = "recall-ai"
-    # Firebase Functions' signed service calls: "keyid:secret,keyid2:secret2" (several for rotation).
-    service_hmac_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    # Firebase Functions' signed service calls: "keyid:secret[:expires_unix],..." (several for rotation: the
+    # old key gets an expiry, the end of its overlap window).
+    service_hmac_keys: Annotated[dict[str, ServiceKey], NoDecode] = Field(default_factory=dict)
     hmac_max_skew_s: int = Field(default=300, ge=30, le=900)
 
     # The HTTP edge.
@@ -128,12 +135,19 @@ class Settings(BaseSettings):
     def _parse_keys(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        keys: dict[str, str] = {}
+        keys: dict[str, dict[str, object]] = {}
         for item in filter(None, (v.strip() for v in value.split(","))):
-            key_id, sep, secret = item.partition(":")
-            if not sep or not key_id or len(secret) < 32:
-                raise ValueError("must be 'keyid:secret' pairs, comma separated, secrets of 32+ characters")
-            keys[key_id] = secret
+            parts = item.split(":")
+            if len(parts) not in (2, 3) or not parts[0] or len(parts[1]) < 32:
+                raise ValueError(
+                    "must be 'keyid:secret[:expires_unix]' items, comma separated, secrets of 32+ characters"
+                )
+            expires = None
+            if len(parts) == 3:
+                if not parts[2].isdigit():
+                    raise ValueError(f"key {parts[0]}: expiry must be unix seconds")
+                expires = dt.datetime.fromtimestamp(int(parts[2]), dt.UTC)
+            keys[parts[0]] = {"secret": parts[1], "expires_at": expires}
         return keys
 
     @field_validator("default_timezone")

@@ -75,7 +75,9 @@ def database(database_url: str) -> Iterator[Database]:
 
 
 def truncate_all(database: Database) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables) if t.name != "model_versions")
+    tables = ", ".join(
+        f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables) if t.name != "model_versions"
+    )
     with database.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
@@ -209,3 +211,53 @@ def recall_app(ray_session, model_root: Path):  # noqa: ANN001, ANN201
     )
     serve_config.deploy(config)
     return serve.get_app_handle(serve_config.APP_NAME)
+
+
+@pytest.fixture(scope="session")
+def issuer():  # noqa: ANN201
+    """The RSA key and JWKS endpoint that stand in for Google's (Firebase and Google ID tokens)."""
+    from tests.auth_helpers import Issuer
+
+    issuer = Issuer()
+    yield issuer
+    issuer.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def front_settings(stack_env: dict[str, str], issuer) -> Settings:  # noqa: ANN001
+    return load_settings(firebase_jwks_url=issuer.url, google_jwks_url=issuer.url)
+
+
+@pytest.fixture(scope="session")
+def front_app(front_settings: Settings, recall_app):  # noqa: ANN001, ANN201
+    """The Flask front, in this process, calling the session's Serve application through its handle."""
+    from flask_front import create_app
+
+    return create_app(front_settings)
+
+
+@pytest.fixture
+def client(front_app):  # noqa: ANN001, ANN201
+    return front_app.test_client()
+
+
+@pytest.fixture
+def alice(client, issuer):  # noqa: ANN001, ANN201
+    from tests.auth_helpers import as_user
+
+    return as_user(client, issuer, "alice")
+
+
+@pytest.fixture
+def bob(client, issuer):  # noqa: ANN001, ANN201
+    from tests.auth_helpers import as_user
+
+    return as_user(client, issuer, "bob")
+
+
+@pytest.fixture
+def functions(client):  # noqa: ANN001, ANN201
+    """Firebase Functions, signing with the current key; ``functions(user)`` acts for that user."""
+    from tests.auth_helpers import as_service
+
+    return lambda user="": as_service(client, SERVICE_KEY_ID, SERVICE_KEY, user)

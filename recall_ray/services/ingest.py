@@ -103,8 +103,8 @@ async def run(ctx: Context, job: Job) -> dict[str, Any]:
         )
         asset_repo.set_state(session, asset_id, "ready")
         return {
-            "asset_id": asset_id,
-            "image_model_versions": [e["model_version"] for e in out["clip"]],
+            "assetId": asset_id,
+            "imageModelVersions": [e["model_version"] for e in out["clip"]],
             "faces": len(face_ids),
         }
 

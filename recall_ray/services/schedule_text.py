@@ -57,6 +57,11 @@ _DATE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     ("md_slash", re.compile(r"(?<![\d/])(?P<m>\d{1,2})/(?P<d>\d{1,2})(?![\d/])")),
+    # A month name with one character misread ("SeD 26"), only where a day number follows.
+    (
+        "md_en_fuzzy",
+        re.compile(r"\b(?P<mon>[A-Za-z]{3})\.?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(?P<y>\d{4}))?"),
+    ),
 ]
 _WEEKDAY_JA = re.compile(rf"\s*[(（]\s*(?P<wd>[{_JA_WEEKDAYS}])\s*(?:曜日?)?\s*[)）]")
 _WEEKDAY_EN_PAREN = re.compile(rf"\s*[(（]\s*(?P<wd>{_EN_WD_RE})\.?\s*[)）]", re.I)
@@ -68,11 +73,12 @@ _RELATIVE_EN = re.compile(
 _DAY_WORDS = {"今日": 0, "本日": 0, "明日": 1, "あした": 1, "明後日": 2, "today": 0, "tomorrow": 1}
 _DAY_WORD_RE = re.compile(r"今日|本日|明後日|明日|あした|\btoday\b|\btomorrow\b", re.I)
 
-_DASH = r"\s*(?:[~\-–—−‐ー〜～]|から|to)\s*"
+# A range between two times; OCR reads the wave dash as "て" or "<" often enough to accept them there.
+_DASH = r"(?:\s*(?:[~\-–—−‐ー〜～て<]|から|to)\s*|(?<=時)\s*(?=\d{1,2}時))"
 _AMPM_JA = r"(?P<ap>午前|午後)?"
 _TIME_RANGE = re.compile(
-    rf"{_AMPM_JA}(?P<h1>\d{{1,2}})(?::(?P<m1>\d{{2}})|時(?:(?P<jm1>\d{{1,2}})分|(?P<half1>半))?)?\s*(?P<ap1>am|pm|a\.m\.|p\.m\.)?"
-    rf"(?:{_DASH}(?P<ap2ja>午前|午後)?(?P<h2>\d{{1,2}})(?::(?P<m2>\d{{2}})|時(?:(?P<jm2>\d{{1,2}})分|(?P<half2>半))?)?\s*(?P<ap2>am|pm|a\.m\.|p\.m\.)?)?",
+    rf"{_AMPM_JA}(?P<h1>\d{{1,2}})(?:[:.](?P<m1>\d{{2}})|時(?:(?P<jm1>\d{{1,2}})分|(?P<half1>半))?)?\s*(?P<ap1>am|pm|a\.m\.|p\.m\.)?"
+    rf"(?:{_DASH}(?P<ap2ja>午前|午後)?(?P<h2>\d{{1,2}})(?:[:.](?P<m2>\d{{2}})|時(?:(?P<jm2>\d{{1,2}})分|(?P<half2>半))?)?\s*(?P<ap2>am|pm|a\.m\.|p\.m\.)?)?",
     re.I,
 )
 _LOCATION_MARK = re.compile(
@@ -80,14 +86,14 @@ _LOCATION_MARK = re.compile(
     re.I,
 )
 _LOCATION_WORDS = re.compile(
-    r"(カフェ|喫茶|公園|駅|会館|ホール|会議室|教室|店|ビル|館|センター|広場|神社|寺|海岸|ビーチ|キャンプ場|体育館|"
+    r"(カフェ|喫茶|公園|駅|会館|ホール|会議室|教室|食堂|店|ビル|館|センター|広場|神社|寺|海岸|ビーチ|キャンプ場|体育館|"
     r"\bcafe\b|\bcafé\b|\bpark\b|\bstation\b|\bhall\b|\bcent(?:er|re)\b|\broom\b|\bbar\b|\brestaurant\b|"
     r"\blibrary\b|\bbeach\b|\bcampus\b|\bstudio\b|\bgym\b|\bpub\b)",
     re.I,
 )
 _NOTE_WORDS = re.compile(
-    r"(rsvp|deadline|bring|fee|cost|contact|note|free|締切|締め切り|〆切|申込|申し込み|持ち物|参加費|会費|"
-    r"問い合わせ|連絡|注意|※|¥|円|まで(?:に)?(?:返信|連絡|申込))",
+    r"(\brsvp\b|\bdeadline\b|\bbring\b|\bfee\b|\bcost\b|\bcontact\b|\bnotes?\s*[:：]|\bfree\b|"
+    r"締切|締め切り|〆切|申込|申し込み|持ち物|参加費|会費|問い合わせ|連絡|注意|※|¥|円|まで(?:に)?(?:返信|連絡|申込))",
     re.I,
 )
 
@@ -155,7 +161,9 @@ def find_dates(text: str, ref: dt.date) -> list[DateHit]:
         for m in pattern.finditer(text):
             if any(a < m.end() and m.start() < b for a, b in taken):
                 continue
-            month = _MONTHS[m.group("mon").lower()] if "mon" in pattern.groupindex else int(m.group("m"))
+            month = _month(m.group("mon")) if "mon" in pattern.groupindex else int(m.group("m"))
+            if month is None:
+                continue
             day, year = int(m.group("d")), m.groupdict().get("y")
             if name == "md_slash" and not (1 <= month <= 12 and 1 <= day <= 31):
                 continue
@@ -190,6 +198,20 @@ def find_dates(text: str, ref: dt.date) -> list[DateHit]:
                 DateHit(ref + dt.timedelta(days=_DAY_WORDS[m.group(0).lower()]), m.span(), None, False)
             )
     return sorted(hits, key=lambda h: h.span)
+
+
+def _month(word: str) -> int | None:
+    """A month from its English name, or from a 3-letter abbreviation with one letter misread by OCR."""
+    word = word.lower()
+    if word in _MONTHS:
+        return _MONTHS[word]
+    close = [
+        n
+        for m, n in _MONTHS.items()
+        if len(m) == 3 == len(word) and sum(a != b for a, b in zip(m, word, strict=True)) == 1
+    ]
+    weekday_like = any(word[:2] == w[:2] for w in _EN_WEEKDAYS)  # "Sat 20" is a weekday, not "Sep"
+    return close[0] if len(set(close)) == 1 and not weekday_like else None
 
 
 def _weekday_index(word: str) -> int:

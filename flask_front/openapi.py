@@ -153,8 +153,8 @@ def build_spec(server_url: str = "/") -> dict[str, Any]:
                     "name": "X-Recall-Signature",
                     "description": "Firebase Functions: X-Recall-Key-Id, X-Recall-Timestamp, "
                     "X-Recall-Nonce and X-Recall-Signature = hex HMAC-SHA256 over method, path, sorted "
-                    "query, timestamp, nonce, SHA-256 of the body and X-Recall-User-Id, one per line. Only these "
-                    "callers may send X-Recall-User-Id to act for a user.",
+                    "query, timestamp, nonce, SHA-256 of the body and X-Recall-User-Id, one per line. "
+                    "Only these callers may send X-Recall-User-Id to act for a user.",
                 },
             },
         },

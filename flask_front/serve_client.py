@@ -72,11 +72,8 @@ class ServeClient:
             raise Unavailable(
                 f"the AI service did not answer within {timeout:.0f}s", code="AI_UPSTREAM_TIMEOUT"
             ) from None
-        except RecallError:
-            outcome = "error"
-            raise
         except Exception as exc:
-            cause = unwrap(exc)
+            cause = unwrap(exc)  # Ray's wrapper of a domain error shadows its code: take the original
             if isinstance(cause, RecallError):
                 outcome = "error"
                 raise cause from None

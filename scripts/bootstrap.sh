@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-APT_PACKAGES=(tesseract-ocr tesseract-ocr-jpn tesseract-ocr-eng fonts-noto-cjk fonts-dejavu-core postgresql-client
+APT_PACKAGES=(tesseract-ocr tesseract-ocr-jpn tesseract-ocr-eng fonts-noto-cjk fonts-dejavu-core postgresql-client redis-server
   libgl1 libglib2.0-0)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -32,6 +32,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   if [ -f requirements.lock ]; then
     .venv/bin/python -m pip install -q -r requirements.lock
   fi
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  # compat mode puts the checkout on sys.path, so packages added later import without reinstalling
+  .venv/bin/python -m pip install -q -e ".[dev]" --config-settings editable_mode=compat
   echo "$want" > "$stamp"
 fi

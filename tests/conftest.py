@@ -225,7 +225,13 @@ def issuer():  # noqa: ANN201
 
 @pytest.fixture(scope="session")
 def front_settings(stack_env: dict[str, str], issuer) -> Settings:  # noqa: ANN001
-    return load_settings(firebase_jwks_url=issuer.url, google_jwks_url=issuer.url)
+    # The shared test app polls jobs often; its limits are high (the limit tests build their own apps).
+    return load_settings(
+        firebase_jwks_url=issuer.url,
+        google_jwks_url=issuer.url,
+        rate_limit_user="100000/minute",
+        rate_limit_ip="100000/minute",
+    )
 
 
 @pytest.fixture(scope="session")

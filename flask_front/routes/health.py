@@ -4,6 +4,7 @@ deployment) and ``/version`` (git SHA, build time, model versions)."""
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import subprocess
 import time
 from functools import lru_cache
@@ -14,8 +15,10 @@ from flask import Blueprint, Response, jsonify
 
 from flask_front.api import front
 from flask_front.errors import error_response
+from flask_front.serve_client import ServeClient
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger("recall.front.health")
 CHECK_TIMEOUT_S = 3.0
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
 _versions_cache: dict[str, Any] = {"at": 0.0, "value": None}
@@ -35,11 +38,14 @@ def _check(fn) -> dict[str, Any]:  # noqa: ANN001
     except concurrent.futures.TimeoutError:
         return {"ok": False, "error": f"no answer within {CHECK_TIMEOUT_S:.0f}s"}
     except Exception as exc:
+        log.warning(
+            "readiness check %s failed: %s: %s", getattr(fn, "__name__", "check"), type(exc).__name__, exc
+        )
         return {"ok": False, "error": type(exc).__name__}
 
 
-def _serve_check() -> dict[str, Any]:
-    status = front().serve.status()
+def _serve_check(serve: ServeClient) -> dict[str, Any]:
+    status = serve.status()
     bad = {n: s for n, s in status["deployments"].items() if s != "HEALTHY"}
     if status["status"] != "RUNNING" or bad or not status["deployments"]:
         raise RuntimeError(f"application {status['status']}, deployments {bad or status['deployments']}")
@@ -48,10 +54,11 @@ def _serve_check() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> Response:
+    f = front()  # the checks run on other threads, outside the request's app context
     checks = {
-        "database": _check(front().db.ping),
-        "serve": _check(_serve_check),
-        "ingress": _check(lambda: front().serve.call("noop", timeout_s=CHECK_TIMEOUT_S) and None),
+        "database": _check(f.db.ping),
+        "serve": _check(lambda: _serve_check(f.serve)),
+        "ingress": _check(lambda: f.serve.call("noop", timeout_s=CHECK_TIMEOUT_S) and None),
     }
     if all(c["ok"] for c in checks.values()):
         return jsonify({"status": "ready", "checks": checks})

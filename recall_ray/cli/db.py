@@ -1,25 +1,14 @@
-"""The ``recall`` command line: database, serving, models and jobs for operators and self-hosters."""
+"""``recall db``: the embedded or external PostgreSQL + pgvector, and its schema."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import click
 
+from recall_ray.cli import main, redact
 from recall_ray.config import get_settings
-from recall_ray.errors import RecallError
-
-
-def _fail(exc: RecallError) -> None:
-    click.echo(f"error [{exc.code}]: {exc.message}", err=True)
-    sys.exit(2)
-
-
-@click.group()
-def main() -> None:
-    """Recall AI backend."""
 
 
 @main.group()
@@ -37,7 +26,7 @@ def db_start() -> None:
     url = resolve_database_url(settings)
     where = "external" if settings.database_url else f"embedded, data in {settings.data_dir / 'pgdata'}"
     click.echo(f"database ready ({where}) in {time.monotonic() - t0:.2f}s")
-    click.echo(_redact(url))
+    click.echo(redact(url))
 
 
 @db.command("stop")
@@ -87,43 +76,6 @@ def db_status() -> None:
     state = "up to date" if current == head else "needs `recall db upgrade`"
     click.echo(
         json.dumps(
-            {"database": _redact(database.url), "current": current, "head": head, "state": state}, indent=2
+            {"database": redact(database.url), "current": current, "head": head, "state": state}, indent=2
         )
     )
-
-
-@main.command("demo")
-def demo() -> None:
-    """The main job on embedded defaults: database, object storage and schema come up, then the demo runs."""
-    from recall_ray import migrate
-    from recall_ray.database import Database
-    from recall_ray.storage import storage_from_settings
-
-    settings = get_settings()
-    t0 = time.monotonic()
-    database = Database.from_settings(settings)
-    click.echo(f"[1/3] PostgreSQL + pgvector up in {time.monotonic() - t0:.2f}s ({_redact(database.url)})")
-    migrate.upgrade(database.url)
-    click.echo(f"[2/3] schema at revision {migrate.current_revision(database.url)}")
-    storage = storage_from_settings(settings)
-    storage.put("demo/hello.txt", b"hello", "text/plain")
-    assert storage.get("demo/hello.txt") == b"hello"
-    click.echo(f"[3/3] object storage ready ({settings.storage_backend})")
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def run() -> None:
-    """Console entry point: domain errors print their code and message, never a stack trace."""
-    try:
-        main(standalone_mode=True)
-    except RecallError as exc:
-        _fail(exc)
-
-
-if __name__ == "__main__":
-    run()

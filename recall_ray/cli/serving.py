@@ -1,0 +1,161 @@
+"""``recall up`` and ``recall serve``: the Serve application on Ray, and gunicorn with the Flask front.
+
+``recall up`` on a workstation runs the same processes with the same settings as the systemd layout on a
+server (deploy/systemd): PostgreSQL (embedded unless DATABASE_URL), a Ray head (local unless RAY_ADDRESS),
+the Serve application from deploy/serve.<profile>.yaml, and gunicorn.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from recall_ray.cli import main, redact
+from recall_ray.config import Settings, get_settings
+
+FRONT_CONFIG = Path(__file__).resolve().parents[2] / "flask_front" / "gunicorn_conf.py"
+
+
+def connect_ray(settings: Settings, *, start_local: bool) -> bool:
+    """Join RAY_ADDRESS, or start a local Ray head; True when this process owns the local head."""
+    import ray
+
+    if settings.ray_address:
+        ray.init(address=settings.ray_address, namespace="recall", log_to_driver=False)
+        return False
+    if not start_local:
+        ray.init(address="auto", namespace="recall", log_to_driver=False)
+        return False
+    # Logical CPUs: the CPU profile's replicas reserve fractions, and ingest tasks a quarter each.
+    ray.init(
+        address="local",  # a new head of our own, never a cluster some other process started here
+        num_cpus=max(4, os.cpu_count() or 1),
+        namespace="recall",
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        log_to_driver=False,
+    )
+    return True
+
+
+def deploy_app(settings: Settings, profile: str | None) -> float:
+    from deployments import serve_config
+
+    profile = profile or settings.model_profile
+    t0 = time.monotonic()
+    config = serve_config.load_config(
+        serve_config.config_path(profile), profile=profile, model_root=str(settings.effective_model_root)
+    )
+    serve_config.deploy(config)
+    return time.monotonic() - t0
+
+
+def prepare_database(settings: Settings) -> str:
+    from recall_ray import migrate
+    from recall_ray.database import Database
+
+    database = Database.from_settings(settings)
+    migrate.upgrade(database.url)
+    database.dispose()
+    return database.url
+
+
+@main.command("up")
+@click.option(
+    "--profile", type=click.Choice(["tiny", "cpu", "gpu"]), default=None, help="default: MODEL_PROFILE"
+)
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="gunicorn's address")
+@click.option("--workers", default=2, show_default=True, help="gunicorn workers")
+@click.option("--no-front", is_flag=True, help="Ray Serve only, no gunicorn")
+def up(profile: str | None, bind: str, workers: int, no_front: bool) -> None:
+    """Start everything in the foreground; Ctrl-C stops what this command started."""
+    settings = get_settings()
+    t0 = time.monotonic()
+    url = prepare_database(settings)
+    click.echo(f"database ready and migrated ({redact(url)})")
+    owns_ray = connect_ray(settings, start_local=True)
+    import ray
+
+    gcs = ray.get_runtime_context().gcs_address
+    click.echo(
+        f"Ray {'started locally' if owns_ray else 'joined'} at {gcs}"
+        + ("; dashboard http://127.0.0.1:8265" if owns_ray else "")
+    )
+    seconds = deploy_app(settings, profile)
+    click.echo(
+        f"Serve application '{settings.serve_app_name}' running ({seconds:.1f}s to deploy); "
+        "Serve's HTTP proxy on 127.0.0.1:8001"
+    )
+    front = None
+    if not no_front:
+        env = {**os.environ, "RAY_ADDRESS": gcs, "RECALL_BIND": bind, "GUNICORN_WORKERS": str(workers)}
+        cmd = [sys.executable, "-m", "gunicorn", "-c", str(FRONT_CONFIG), "flask_front.wsgi:app"]
+        front = subprocess.Popen(cmd, env=env)
+        click.echo(
+            f"Flask front (gunicorn, {workers} workers) on http://{bind}"
+            f"  -- up in {time.monotonic() - t0:.1f}s"
+        )
+    stop = {"now": False}
+
+    def _stop(_sig: int, _frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stop["now"] and (front is None or front.poll() is None):
+            time.sleep(0.5)
+    finally:
+        if front is not None and front.poll() is None:
+            front.terminate()
+            front.wait(timeout=30)
+        if owns_ray:
+            from ray import serve
+
+            serve.shutdown()
+            ray.shutdown()
+        click.echo("stopped")
+
+
+@main.group()
+def serve() -> None:
+    """The Serve application on an existing Ray cluster (RAY_ADDRESS or the local `ray start` head)."""
+
+
+@serve.command("deploy")
+@click.option("--profile", type=click.Choice(["tiny", "cpu", "gpu"]), default=None)
+def serve_deploy(profile: str | None) -> None:
+    """Migrate the database, then deploy (or update in place) the application from its serve config."""
+    settings = get_settings()
+    prepare_database(settings)
+    connect_ray(settings, start_local=False)
+    click.echo(f"deployed in {deploy_app(settings, profile):.1f}s")
+
+
+@serve.command("status")
+def serve_status() -> None:
+    """The application's and each deployment's status."""
+    import json
+
+    from ray import serve as ray_serve
+
+    connect_ray(get_settings(), start_local=False)
+    apps = ray_serve.status().applications
+    click.echo(
+        json.dumps(
+            {
+                n: {
+                    "status": str(a.status.value),
+                    "deployments": {d: str(s.status.value) for d, s in a.deployments.items()},
+                }
+                for n, a in apps.items()
+            },
+            indent=2,
+        )
+    )

@@ -16,6 +16,10 @@ def _ip() -> str:
     return request.remote_addr or "unknown"
 
 
+def _unlimited() -> bool:
+    return request.path in UNLIMITED_PATHS
+
+
 def _user_or_ip() -> str:
     principal = g.get("principal")
     return f"actor:{principal.actor}" if principal is not None else f"ip:{_ip()}"
@@ -45,11 +49,18 @@ def create_app(settings: Settings | None = None, serve_client=None) -> Flask:  #
     Limiter(
         _ip,
         app=app,
+        # Limits of one window are checked in this order, and the first one's numbers go into the
+        # X-RateLimit-* headers until one is breached: the per-user limit is the tighter, so it comes first.
+        # exempt_when goes on each limit: flask-limiter applies its application-wide default only to
+        # limits it builds itself, not to ApplicationLimit objects given here.
         application_limits=[
-            ApplicationLimit(settings.rate_limit_ip, key_function=lambda: f"ip:{_ip()}", scope="ip"),
-            ApplicationLimit(settings.rate_limit_user, key_function=_user_or_ip, scope="user"),
+            ApplicationLimit(
+                settings.rate_limit_user, key_function=_user_or_ip, scope="user", exempt_when=_unlimited
+            ),
+            ApplicationLimit(
+                settings.rate_limit_ip, key_function=lambda: f"ip:{_ip()}", scope="ip", exempt_when=_unlimited
+            ),
         ],
-        application_limits_exempt_when=lambda: request.path in UNLIMITED_PATHS,
         headers_enabled=True,
         storage_uri=settings.redis_url or "memory://",
         strategy="moving-window",

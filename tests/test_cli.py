@@ -1,6 +1,10 @@
 """The recall CLI against the session's PostgreSQL (DATABASE_URL) and a local data directory."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -28,14 +32,25 @@ def test_db_upgrade_and_status(pg_server, monkeypatch, tmp_path):
     assert status["current"] == status["head"] and status["state"] == "up to date"
 
 
-def test_demo_brings_up_embedded_database_and_storage(monkeypatch, tmp_path):
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    env = {"RECALL_DATA_DIR": str(tmp_path)}
+def test_demo_runs_the_whole_stack_on_embedded_defaults(tmp_path):
+    """The README's main job: embedded PostgreSQL, local storage, its own local Ray, Serve and gunicorn.
+    It runs in a child process because it starts (and stops) a Ray head of its own."""
+    recall = Path(sys.executable).with_name("recall")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "S3_", "RAY_", "MODEL_"))}
+    env |= {"RECALL_DATA_DIR": str(tmp_path), "RECALL_ENV": "development", "STORAGE_BACKEND": "local"}
     try:
-        out = run(["demo"], monkeypatch, env).output
-        assert "PostgreSQL + pgvector up" in out and "schema at revision" in out
+        done = subprocess.run(
+            [str(recall), "demo"], env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        out = done.stdout
+        assert done.returncode == 0, out + done.stderr[-4000:]
+        for step in range(1, 8):
+            assert f"[{step}/7]" in out, out
+        assert "PostgreSQL + pgvector up and migrated" in out and "object storage: local" in out
+        assert "same observation True, reused True" in out
         assert (tmp_path / "pgdata" / "PG_VERSION").exists()
-        assert (tmp_path / "objects" / "demo" / "hello.txt").read_bytes() == b"hello"
+        uploads = [p for p in (tmp_path / "objects" / "u").rglob("*.jpg") if p.is_file()]
+        assert len(uploads) == 6, uploads  # the six sample photos, uploaded through presigned PUTs
     finally:
-        assert run(["db", "stop"], monkeypatch, env).output.strip() == "stopped"
-    assert run(["db", "stop"], monkeypatch, env).output.strip() == "not running"
+        stop = subprocess.run([str(recall), "db", "stop"], env=env, capture_output=True, text=True)
+        assert stop.stdout.strip() == "stopped", stop.stdout + stop.stderr

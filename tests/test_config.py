@@ -1,7 +1,15 @@
 import pytest
 
-from recall_ray.config import load_settings
+from recall_ray.config import Settings, load_settings
 from recall_ray.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def bare_environment(monkeypatch, tmp_path):
+    """Each test starts from no settings at all, whatever the session's stack put into the environment."""
+    for name in [*(f.upper() for f in Settings.model_fields), "RECALL_DATA_DIR"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
 
 
 def test_defaults_are_embedded(tmp_path, monkeypatch):

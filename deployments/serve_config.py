@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from ray.serve.schema import ServeApplicationSchema, ServeDeploySchema
 
-from recall_ray.errors import Unavailable
+from recall_ray.errors import Conflict, Unavailable
 
 APP_NAME = "recall"
 DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
@@ -142,3 +142,50 @@ def _client():  # noqa: ANN202
     from ray.serve.context import _get_global_client
 
     return _get_global_client()
+
+
+# --- image-model rollout: which CLIP version search and matching use ------------------------------------
+
+
+def rollout(app_name: str = APP_NAME) -> tuple[dict[str, Any], list[str]]:
+    """The running application's rollout (the ingress's user_config) and the CLIP versions it has loaded."""
+    app = running_app(app_name)
+    if app is None:
+        raise Unavailable(
+            f"application {app_name!r} is not running from a serve config; start it with `recall up`",
+            code="AI_SERVE_APP_MISSING",
+        )
+    current = deployment_user_config(app, "Recall").get("rollout") or {}
+    return current, list(deployment_user_config(app, "Clip").get("versions") or [])
+
+
+def switch_serving(version: str, canary_percent: int = 0, app_name: str = APP_NAME) -> dict[str, Any]:
+    """Serve ``version`` to everyone, or to ``canary_percent`` of users. Both are lightweight updates: the
+    CLIP replicas load the version beside the ones they hold, then the ingress switches; no request fails."""
+    from ray import serve
+
+    current, loaded = rollout(app_name)
+    if not loaded:  # deployed without an explicit list: the replicas hold the version the app was built with
+        loaded = [serve.get_deployment_handle("Clip", app_name).info.remote().result()["version"]]
+    if version not in loaded:
+        update_user_config("Clip", {"versions": [*loaded, version]}, app_name)
+    serving = current.get("serving") or loaded[0]
+    if canary_percent:
+        new = {"serving": serving, "canary": version, "canary_percent": canary_percent}
+    else:
+        new = {"serving": version, "previous": serving if serving != version else current.get("previous")}
+    update_user_config("Recall", {"rollout": new}, app_name)
+    return new
+
+
+def rollback(app_name: str = APP_NAME) -> dict[str, Any]:
+    """End a canary, or serve the version that served before the last switch."""
+    current, _ = rollout(app_name)
+    if current.get("canary"):
+        new = {"serving": current.get("serving"), "previous": current.get("previous")}
+    elif current.get("previous"):
+        new = {"serving": current["previous"], "previous": current.get("serving")}
+    else:
+        raise Conflict("there is no earlier version to roll back to", code="AI_ROLLOUT_NOTHING_TO_UNDO")
+    update_user_config("Recall", {"rollout": new}, app_name)
+    return new

@@ -190,7 +190,8 @@ def ray_session(stack_env: dict[str, str]) -> Iterator[None]:
     """One local Ray instance for the whole test session."""
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    # The dashboard serves Ray's job submission API (recall backfill start against RAY_ADDRESS).
+    ray.init(num_cpus=4, include_dashboard=True, dashboard_port=free_port(), log_to_driver=False)
     yield
     from ray import serve
 

@@ -32,7 +32,7 @@ def run() -> None:
         sys.exit(2)
 
 
-from recall_ray.cli import admin, db, demo, jobs, models, serving  # noqa: E402, F401 - they register commands
+from recall_ray.cli import admin, backfill, db, demo, jobs, models, serving  # noqa: E402, F401 - they register commands
 
 if __name__ == "__main__":
     run()

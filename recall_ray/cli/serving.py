@@ -26,6 +26,8 @@ def connect_ray(settings: Settings, *, start_local: bool) -> bool:
     """Join RAY_ADDRESS, or start a local Ray head; True when this process owns the local head."""
     import ray
 
+    if ray.is_initialized():  # already a driver (the tests, or a command that connected first)
+        return False
     if settings.ray_address:
         ray.init(address=settings.ray_address, namespace="recall", log_to_driver=False)
         return False

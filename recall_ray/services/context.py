@@ -39,6 +39,7 @@ class Rollout(BaseModel):
     serving: str | None = None
     canary: str | None = None
     canary_percent: int = Field(default=0, ge=0, le=100)
+    previous: str | None = None  # what served before the last switch: the rollback target
 
     def version_for(self, user_id: str | None) -> str | None:
         if self.canary and self.canary_percent and user_id is not None:

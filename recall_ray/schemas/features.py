@@ -15,7 +15,7 @@ def _exactly_one(model: ApiModel, *fields: str) -> None:
     if len(given) != 1:
         from pydantic_core import PydanticCustomError
 
-        names = " or ".join(model.model_fields[f].alias or f for f in fields)
+        names = " or ".join(type(model).model_fields[f].alias or f for f in fields)
         raise PydanticCustomError("exactly_one", f"give exactly one of {names}")
 
 

@@ -89,18 +89,23 @@ def _result(model: ClipModel, vector: np.ndarray) -> dict[str, Any]:
 @serve.deployment(name="Clip", max_ongoing_requests=64, ray_actor_options={"num_cpus": 1})
 class ClipDeployment:
     """Serve wrapper. ``user_config``: ``versions`` (the first is the default), ``max_batch_size``,
-    ``batch_wait_timeout_s``; Serve calls ``reconfigure`` on live replicas when only that changes."""
+    ``batch_wait_timeout_s``, ``torch_threads`` (0: every core); Serve calls ``reconfigure`` on live replicas
+    when only that changes."""
 
-    def __init__(self, model_root: str, version: str, torch_threads: int | None = None):
-        if torch_threads:
-            import torch
-
-            torch.set_num_threads(torch_threads)
+    def __init__(self, model_root: str, version: str):
         self.model_root = Path(model_root)
         self.models: dict[str, ClipModel] = {version: ClipModel(self.model_root, version).load()}
         self.default = version
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
+        if "torch_threads" in user_config:
+            # Ray caps a replica's OMP threads at its CPU reservation (1 for a fractional one); the
+            # reservation is a scheduling budget, the thread count is how much of the host a forward may use.
+            import os
+
+            import torch
+
+            torch.set_num_threads(int(user_config["torch_threads"]) or os.cpu_count() or 1)
         versions = list(user_config.get("versions") or [self.default])
         # Load new versions beside the old ones, then swap the mapping in one assignment: batches already
         # running keep the model objects they took.
@@ -165,7 +170,10 @@ class ClipDeployment:
         return [_result(model, v) for v in vectors]
 
     def info(self) -> dict[str, Any]:
+        import torch
+
         return {
+            "threads": torch.get_num_threads(),
             "version": self.default,
             "dim": self.models[self.default].dim,
             "versions": {v: m.dim for v, m in self.models.items()},

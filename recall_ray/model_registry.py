@@ -123,6 +123,15 @@ CATALOGUE: dict[str, CatalogueEntry] = {
         ],
         config={"engine": "vllm"},
     ),
+    # Production architecture with random weights: the same compute as openclip_vitb32, for benchmarks on
+    # machines without the real weights (bench/models.py builds it). Its vectors mean nothing.
+    "openclip_vitb32_random@bench": CatalogueEntry(
+        task="clip",
+        dim=512,
+        licence="project benchmark model",
+        source="built offline by bench/models.py (ViT-B-32 architecture, random weights)",
+        config={"arch": "ViT-B-32"},
+    ),
     # Offline test models: real model code, random weights, built by `recall models build-tiny`.
     "openclip_tiny@test-1": CatalogueEntry(
         task="clip",
@@ -238,6 +247,8 @@ def _fix_for(full: str) -> str:
     entry = CATALOGUE.get(full)
     if entry is not None and entry.tiny:
         return "run `recall models build-tiny`"
+    if entry is not None and entry.hub_repo is None:
+        return f"build it ({entry.source})"
     return (
         f"run `recall models pull {full}` on a machine that can reach the model hub, then copy the directory"
     )
@@ -283,9 +294,7 @@ def pull(root: Path, full: str) -> Manifest:
     if entry is None:
         raise BadRequest(f"{full} is not in the model catalogue", code="AI_MODEL_UNKNOWN")
     if entry.tiny or entry.hub_repo is None:
-        raise BadRequest(
-            f"{full} is built offline: run `recall models build-tiny`", code="AI_MODEL_NOT_PULLABLE"
-        )
+        raise BadRequest(f"{full} is built offline: {_fix_for(full)}", code="AI_MODEL_NOT_PULLABLE")
     from huggingface_hub import hf_hub_download
 
     directory = model_dir(root, full)

@@ -38,25 +38,23 @@ def _tmp_then_move(root: Path, full: str) -> Path:
     return directory
 
 
-def build_clip(root: Path, full: str, seed: int) -> None:
+def build_clip(root: Path, full: str, seed: int, arch: str | None = None) -> None:
+    """Random weights for the tiny test architecture, or for one of open_clip's own (``arch``)."""
     import open_clip
     import torch
     from safetensors.torch import save_file
 
     directory = _tmp_then_move(root, full)
-    arch = "recall-tiny-clip"
-    open_clip.factory._MODEL_CONFIGS[arch] = TINY_CLIP_CONFIG
+    config: dict[str, object] = {"arch": arch or "recall-tiny-clip", "weights": "weights.safetensors"}
+    if arch is None:
+        open_clip.factory._MODEL_CONFIGS[config["arch"]] = TINY_CLIP_CONFIG
+        config["open_clip_config"] = TINY_CLIP_CONFIG
     torch.manual_seed(seed)
-    model = open_clip.create_model(arch, pretrained=None)
+    model = open_clip.create_model(str(config["arch"]), pretrained=None)
     save_file(
         {k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "weights.safetensors")
     )
-    model_registry.write_manifest(
-        root,
-        full,
-        files=["weights.safetensors"],
-        config={"arch": arch, "weights": "weights.safetensors", "open_clip_config": TINY_CLIP_CONFIG},
-    )
+    model_registry.write_manifest(root, full, files=["weights.safetensors"], config=config)
 
 
 def build_faces(root: Path, full: str, seed: int = 7) -> None:

@@ -161,3 +161,15 @@ def test_match_needs_faces_opted_in(alice, clean_db):
         alice.post("/ai/people/enroll", {"assetIds": [none]}).get_json()["error"]["code"]
         == "AI_NO_FACE_FOUND"
     )
+
+
+def test_text_embedding_and_ping(alice, client):
+    out = alice.post("/ai/embeddings/text", {"text": "a walk by the sea"})
+    assert out.status_code == 200, out.get_json()
+    body = out.get_json()
+    assert body["modelVersion"] == "openclip_tiny@test-1" and body["dim"] == len(body["vector"]) == 64
+    assert abs(sum(x * x for x in body["vector"]) - 1.0) < 1e-4
+    assert alice.post("/ai/embeddings/text", {"text": ""}).status_code == 422
+    assert alice.get("/ai/ping").get_json() == {"ok": True}
+    anonymous = client.get("/ai/ping")
+    assert anonymous.status_code == 401 and anonymous.get_json()["error"]["code"] == "AUTH_MISSING"

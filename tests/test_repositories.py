@@ -139,3 +139,21 @@ def test_hnsw_index_serves_the_knn_expression(db):
             )
         )
     assert "hnsw_image_" in plan, plan
+
+
+def test_exact_search_stays_exact_after_hnsw_plans_are_cached(db):
+    """psycopg prepares a statement after a few runs and PostgreSQL caches its plan: an exact search must not
+    pick up the cached HNSW plan of an earlier filtered search (the bench caught this at 100,000 rows)."""
+    rng = np.random.default_rng(9)
+    small = unit(rng, 60, 16)
+    add_assets(db, ["big"] * 240, unit(rng, 240, 16))
+    ids = add_assets(db, ["small"] * 60, small)
+    q = unit(rng, 1, 16)[0]
+    for _ in range(8):
+        with db.session() as s:
+            knn(s, kind="image", model_version=V16, query=q, k=20, owners=["big"], exact=False, ef_search=1)
+    expected = [ids[i] for i in np.argsort(-(small @ q))[:20]]
+    for _ in range(3):
+        with db.session() as s:
+            got = knn(s, kind="image", model_version=V16, query=q, k=20, owners=["small"], exact=True)
+        assert [n.id for n in got] == expected

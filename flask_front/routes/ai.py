@@ -23,10 +23,13 @@ from recall_ray.schemas.features import (
     MatchRequest,
     MatchResponse,
     OptOutResponse,
+    PingResponse,
     ScheduleRequest,
     ScheduleResponse,
     SearchRequest,
     SearchResponse,
+    TextEmbeddingRequest,
+    TextEmbeddingResponse,
     ThemesRequest,
     ThemesResponse,
 )
@@ -141,6 +144,37 @@ def get_job(who, _body, job_id):  # noqa: ANN001, ANN201
 )
 def search(who, body):  # noqa: ANN001, ANN201
     return forward("search", who, body)
+
+
+@api_route(
+    bp,
+    RouteSpec(
+        "POST",
+        "/ai/embeddings/text",
+        "embedText",
+        "The CLIP text vector of the version serving the caller",
+        "search",
+        TextEmbeddingRequest,
+        TextEmbeddingResponse,
+    ),
+)
+def embed_text(who, body):  # noqa: ANN001, ANN201
+    return forward("embeddings.text", who, body)
+
+
+@api_route(
+    bp,
+    RouteSpec(
+        "GET",
+        "/ai/ping",
+        "ping",
+        "The whole path works for this caller: authentication, limits and the AI service",
+        "health",
+        response=PingResponse,
+    ),
+)
+def ping(who, _body):  # noqa: ANN001, ANN201
+    return forward("ping", who)
 
 
 @api_route(

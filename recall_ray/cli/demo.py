@@ -5,10 +5,7 @@ makes a small sample set itself and uses the HTTP API the way a client would."""
 from __future__ import annotations
 
 import io
-import os
 import socket
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -19,6 +16,12 @@ from recall_ray.cli import main, redact
 from recall_ray.config import get_settings
 
 USER = "demo-user"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _samples() -> dict[str, Image.Image]:
@@ -73,31 +76,11 @@ class Client:
         raise click.ClickException(f"job {job_id} did not finish in {timeout_s:.0f}s")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(base: str, timeout_s: float = 120) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(base + "/readyz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise click.ClickException("the front did not become ready")
-
-
 @main.command("demo")
 def demo() -> None:
     """Start everything on embedded defaults and walk through ingest, search, themes, schedule and faces."""
     from flask_front.auth import SelfHostTokenVerifier
-    from recall_ray.cli.serving import FRONT_CONFIG, connect_ray, deploy_app, prepare_database
+    from recall_ray.cli.serving import connect_ray, deploy_app, prepare_database, start_front, wait_ready
 
     settings = get_settings()
     t0 = time.monotonic()
@@ -117,21 +100,11 @@ def demo() -> None:
     click.echo(
         f"[2/7] Ray Serve application '{settings.serve_app_name}' running in {time.monotonic() - t1:.1f}s"
     )
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
-        "RECALL_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "1",
-    }
-    front = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(FRONT_CONFIG), "flask_front.wsgi:app"],
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
+    front = start_front(ray.get_runtime_context().gcs_address, f"127.0.0.1:{port}", 1, quiet=True)
     try:
-        _wait_ready(base)
+        wait_ready(base)
         click.echo(f"[3/7] Flask front ready on {base} (gunicorn; /readyz is 200)")
         api = Client(base, SelfHostTokenVerifier(settings).issue(USER, ttl_s=3600))
         _walkthrough(api)

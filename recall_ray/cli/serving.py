@@ -46,16 +46,46 @@ def connect_ray(settings: Settings, *, start_local: bool) -> bool:
     return True
 
 
-def deploy_app(settings: Settings, profile: str | None) -> float:
+def deploy_app(settings: Settings, profile: str | None, versions: dict[str, str] | None = None) -> float:
+    """Deploy deploy/serve.<profile>.yaml (``versions`` overrides the profile's model per task)."""
     from deployments import serve_config
 
     profile = profile or settings.model_profile
     t0 = time.monotonic()
     config = serve_config.load_config(
-        serve_config.config_path(profile), profile=profile, model_root=str(settings.effective_model_root)
+        serve_config.config_path(profile),
+        profile=profile,
+        model_root=str(settings.effective_model_root),
+        versions=versions,
     )
     serve_config.deploy(config)
     return time.monotonic() - t0
+
+
+def start_front(gcs_address: str, bind: str, workers: int, quiet: bool = False) -> subprocess.Popen:
+    """gunicorn with the Flask front; its workers join the Ray cluster at ``gcs_address`` after fork."""
+    env = {**os.environ, "RAY_ADDRESS": gcs_address, "RECALL_BIND": bind, "GUNICORN_WORKERS": str(workers)}
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(FRONT_CONFIG), "flask_front.wsgi:app"]
+    return subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL if quiet else None)
+
+
+def wait_ready(base_url: str, timeout_s: float = 120) -> None:
+    """Until the front's /readyz answers 200 (database, Serve and every model deployment are up)."""
+    import requests
+
+    from recall_ray.errors import Unavailable
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base_url + "/readyz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise Unavailable(
+        f"the front at {base_url} was not ready after {timeout_s:.0f}s", code="AI_FRONT_NOT_READY"
+    )
 
 
 def prepare_database(settings: Settings) -> str:
@@ -96,9 +126,7 @@ def up(profile: str | None, bind: str, workers: int, no_front: bool) -> None:
     )
     front = None
     if not no_front:
-        env = {**os.environ, "RAY_ADDRESS": gcs, "RECALL_BIND": bind, "GUNICORN_WORKERS": str(workers)}
-        cmd = [sys.executable, "-m", "gunicorn", "-c", str(FRONT_CONFIG), "flask_front.wsgi:app"]
-        front = subprocess.Popen(cmd, env=env)
+        front = start_front(gcs, bind, workers)
         click.echo(
             f"Flask front (gunicorn, {workers} workers) on http://{bind}"
             f"  -- up in {time.monotonic() - t0:.1f}s"

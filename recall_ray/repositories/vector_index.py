@@ -68,15 +68,17 @@ def register_model_version(session: Session, name: str, kind: str, dim: int) -> 
         )
     if not created:
         return existing
-    table = TABLE_FOR_KIND[kind]
-    # Both values are validated above; DDL cannot take bind parameters.
-    session.execute(
-        text(
-            f"CREATE INDEX IF NOT EXISTS {existing.index_name} ON {table} USING hnsw "
-            f"((embedding::vector({dim})) vector_cosine_ops) WHERE model_version = '{name}'"
-        )
-    )
+    session.execute(text(create_index_sql(existing)))
     return existing
+
+
+def create_index_sql(mv: ModelVersion) -> str:
+    """The version's partial HNSW index. Name, dimension and version are validated at registration; DDL
+    cannot take bind parameters."""
+    return (
+        f"CREATE INDEX IF NOT EXISTS {mv.index_name} ON {TABLE_FOR_KIND[mv.kind]} USING hnsw "
+        f"((embedding::vector({mv.dim})) vector_cosine_ops) WHERE model_version = '{mv.name}'"
+    )
 
 
 def get_model_version(session: Session, name: str, kind: str | None = None) -> ModelVersion:

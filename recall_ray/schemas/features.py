@@ -45,6 +45,22 @@ class SearchResponse(ApiModel):
     results: list[SearchHit]
 
 
+class TextEmbeddingRequest(ApiModel):
+    text: str = Field(min_length=1, max_length=300, examples=["beach barbecue"])
+
+
+class TextEmbeddingResponse(ApiModel):
+    """The CLIP text vector (L2-normalised) of the version serving the caller."""
+
+    model_version: str
+    dim: int
+    vector: list[float]
+
+
+class PingResponse(ApiModel):
+    ok: bool
+
+
 # --- themes ------------------------------------------------------------------------------------------------
 
 

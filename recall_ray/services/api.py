@@ -20,6 +20,7 @@ from recall_ray.schemas.features import (
     MatchRequest,
     ScheduleRequest,
     SearchRequest,
+    TextEmbeddingRequest,
     ThemesRequest,
 )
 from recall_ray.services import assets, deletion, people, schedule, search, themes
@@ -36,7 +37,13 @@ class Operation:
     kick_jobs: bool = False  # the operation may queue jobs
 
 
+async def _ping() -> dict[str, Any]:
+    return {"ok": True}
+
+
 OPERATIONS: dict[str, Operation] = {
+    "ping": Operation(lambda c, who, p: _ping()),  # the whole path, models aside
+    "embeddings.text": Operation(search.embed_text, TextEmbeddingRequest),
     "assets.register": Operation(assets.register, RegisterAssetRequest, status=202, kick_jobs=True),
     "assets.get": Operation(lambda c, who, p: assets.get_asset(c, who, p["asset_id"])),
     "assets.delete": Operation(lambda c, who, p: deletion.delete_asset(c, who, p["asset_id"])),

@@ -9,7 +9,13 @@ from recall_ray.orm import ModelVersion
 from recall_ray.repositories import assets as asset_repo
 from recall_ray.repositories.embeddings import get_image_vector, knn
 from recall_ray.schemas.common import Caller
-from recall_ray.schemas.features import SearchHit, SearchRequest, SearchResponse
+from recall_ray.schemas.features import (
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    TextEmbeddingRequest,
+    TextEmbeddingResponse,
+)
 from recall_ray.services.context import Context
 
 
@@ -50,3 +56,11 @@ async def search(ctx: Context, caller: Caller, req: SearchRequest) -> SearchResp
         return [SearchHit(asset_id=h.id, score=round(1.0 - h.distance, 5)) for h in hits]
 
     return SearchResponse(model_version=version, min_score=min_score, results=await ctx.tx(run))
+
+
+async def embed_text(ctx: Context, caller: Caller, req: TextEmbeddingRequest) -> TextEmbeddingResponse:
+    """The query vector search would use for this caller (the serving version, or the canary)."""
+    out = await ctx.models.embed_text(req.text, ctx.rollout.version_for(caller.user()))
+    return TextEmbeddingResponse(
+        model_version=out["model_version"], dim=int(out["dim"]), vector=[float(x) for x in out["vector"]]
+    )

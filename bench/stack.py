@@ -47,7 +47,9 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stack(versions: dict[str, str] | None = None, front_workers: int = 0) -> Iterator[Stack]:
+def stack(
+    versions: dict[str, str] | None = None, front_workers: int = 0, profile: str = "tiny"
+) -> Iterator[Stack]:
     import ray
     from ray import serve
 
@@ -57,7 +59,10 @@ def stack(versions: dict[str, str] | None = None, front_workers: int = 0) -> Ite
     from recall_ray.config import get_settings
     from recall_ray.database import embedded_pgdata, stop_embedded
 
-    ensure_models(versions)
+    if ray.is_initialized():
+        raise RuntimeError("Ray is already initialised in this process: the stack must start its own")
+    if profile == "tiny":
+        ensure_models(versions)
     data_dir = tempfile.mkdtemp(prefix="recall-bench-")
     for name in ("DATABASE_URL", "RAY_ADDRESS", "S3_BUCKET", "S3_ENDPOINT", "REDIS_URL"):
         os.environ.pop(name, None)
@@ -66,8 +71,8 @@ def stack(versions: dict[str, str] | None = None, front_workers: int = 0) -> Ite
             "RECALL_DATA_DIR": data_dir,
             "RECALL_ENV": "development",
             "STORAGE_BACKEND": "local",
-            "MODEL_PROFILE": "tiny",
-            "MODEL_ROOT": str(MODEL_ROOT),
+            "MODEL_PROFILE": profile,
+            "MODEL_ROOT": os.environ.get("BENCH_MODEL_ROOT", str(MODEL_ROOT)),
             "RATE_LIMIT_USER": "1000000/minute",  # limits still run, but never refuse a benchmark
             "RATE_LIMIT_IP": "1000000/minute",
         }
@@ -78,7 +83,7 @@ def stack(versions: dict[str, str] | None = None, front_workers: int = 0) -> Ite
     try:
         prepare_database(settings)
         connect_ray(settings, start_local=True)
-        deploy_app(settings, "tiny", versions)
+        deploy_app(settings, profile, versions)
         base_url = token = None
         if front_workers:
             port = free_port()

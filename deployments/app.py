@@ -37,7 +37,10 @@ def build(args: dict[str, Any] | None = None) -> Application:
     settings = get_settings()
     profile = parsed.profile or settings.model_profile
     root = Path(parsed.model_root) if parsed.model_root else settings.effective_model_root
-    versions = {**model_registry.PROFILE_DEFAULTS[profile], **parsed.versions}
+    versions = dict(model_registry.PROFILE_DEFAULTS[profile])
+    if profile == "gpu":
+        versions["llm"] = settings.vllm_model_name
+    versions.update(parsed.versions)
     if any(model_registry.is_tiny(v) for v in versions.values()):
         from recall_ray.tiny_models import ensure_built
 

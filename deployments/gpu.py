@@ -10,12 +10,11 @@ from __future__ import annotations
 
 def assigned_share() -> float:
     """The fraction of one GPU that Ray assigned to this replica (0 on CPU deployments)."""
-    try:
-        import ray
+    import ray
 
-        return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
-    except Exception:  # outside Ray (tools, tests of the model classes)
+    if not ray.is_initialized():  # outside Ray (tools, benchmarks); asking would start a local Ray
         return 0.0
+    return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
 
 
 def torch_device() -> str:

@@ -29,7 +29,11 @@ class Settings(BaseSettings):
     """Read from the environment (and an optional ``.env``); names are the upper-case field names."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `NAME=` in .env (as .env.example has it) means the default
+        extra="ignore",
+        populate_by_name=True,
     )
 
     recall_env: Literal["development", "test", "production"] = "development"
@@ -53,7 +57,8 @@ class Settings(BaseSettings):
 
     model_root: Path | None = None
     model_profile: Literal["tiny", "cpu", "gpu"] = "tiny"
-    vllm_model_name: str = "gpt-oss-20b"
+    # The LLM the GPU profile serves with vLLM: a model version under MODEL_ROOT (name@version).
+    vllm_model_name: str = Field(default="gpt-oss-20b@2025-08", pattern=r"^[^@\s]+@[^@\s]+$")
     vllm_max_model_len: int = Field(default=4096, ge=256, le=262144)
     vllm_tensor_parallel_size: int = Field(default=1, ge=1, le=16)
 
@@ -115,6 +120,12 @@ class Settings(BaseSettings):
     image_max_side: int = Field(default=12_000, ge=64)
     image_resize_bound: int = Field(default=2048, ge=64)
     fetch_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+    # Backups (`recall db backup`): where they go, and how they are encrypted when a key is configured.
+    backup_dir: Path | None = None  # default: <data dir>/backups
+    backup_age_recipient: str | None = None  # age public key: backups are encrypted to it
+    backup_age_identity: Path | None = None  # age identity file: restores decrypt with it
+    backup_gpg_recipient: str | None = None  # or a gpg key id / e-mail (gpg's own keyring decrypts)
 
     @field_validator("signed_url_hosts", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 APT_PACKAGES=(tesseract-ocr tesseract-ocr-jpn tesseract-ocr-eng fonts-noto-cjk fonts-dejavu-core postgresql-client redis-server
+  caddy age gnupg
   libgl1 libglib2.0-0)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

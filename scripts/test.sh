@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs (bootstrap), lints, then runs pytest.
+# The whole test suite: installs what it needs (bootstrap), lints, audits the locked dependencies, then runs
+# pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/bootstrap.sh
 .venv/bin/ruff check .
+bash scripts/audit.sh
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

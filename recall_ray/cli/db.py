@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import click
 
@@ -79,3 +80,36 @@ def db_status() -> None:
             {"database": redact(database.url), "current": current, "head": head, "state": state}, indent=2
         )
     )
+
+
+@db.command("backup")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def db_backup(out: Path | None) -> None:
+    """pg_dump of the database to OUT (default: BACKUP_DIR), encrypted when a backup key is configured."""
+    from recall_ray import backup
+    from recall_ray.database import resolve_database_url
+
+    settings = get_settings()
+    t0 = time.monotonic()
+    path = backup.backup(settings, resolve_database_url(settings), out)
+    click.echo(
+        f"backup written: {path} ({path.stat().st_size} bytes, encryption: {backup.encryption(settings)}, "
+        f"{time.monotonic() - t0:.1f}s)"
+    )
+
+
+@db.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="do not ask: the database's current contents are replaced")
+def db_restore(path: Path, yes: bool) -> None:
+    """Restore PATH (a `recall db backup` file) into the configured database, replacing what is there."""
+    from recall_ray import backup
+    from recall_ray.database import resolve_database_url
+
+    settings = get_settings()
+    url = resolve_database_url(settings)
+    if not yes:
+        click.confirm(f"replace the contents of {redact(url)} with {path}?", abort=True)
+    t0 = time.monotonic()
+    backup.restore(settings, url, path)
+    click.echo(f"restored {path} into {redact(url)} in {time.monotonic() - t0:.1f}s")

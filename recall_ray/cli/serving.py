@@ -34,16 +34,35 @@ def connect_ray(settings: Settings, *, start_local: bool) -> bool:
     if not start_local:
         ray.init(address="auto", namespace="recall", log_to_driver=False)
         return False
-    # Logical CPUs: the CPU profile's replicas reserve fractions, and ingest tasks a quarter each.
     ray.init(
         address="local",  # a new head of our own, never a cluster some other process started here
-        num_cpus=max(4, os.cpu_count() or 1),
+        num_cpus=head_cpus(),
         namespace="recall",
         include_dashboard=True,
         dashboard_host="127.0.0.1",
         log_to_driver=False,
     )
     return True
+
+
+def head_cpus() -> int:
+    """The Ray head's logical CPUs, for `recall up` and `recall ray-head` alike: at least 4, because the CPU
+    profile's replicas reserve fractions and each ingest task a quarter; the threads are not capped by it."""
+    return max(4, os.cpu_count() or 1)
+
+
+@main.command("ray-head")
+@click.option(
+    "--num-gpus", type=int, default=None, help="GPUs the head offers (0 when a GPU worker owns them)"
+)
+def ray_head(num_gpus: int | None) -> None:
+    """Run the Ray head in the foreground (systemd's recall-ray.service), as `recall up` starts it."""
+    ray = Path(sys.executable).with_name("ray")
+    args = [str(ray), "start", "--head", "--block", "--port=6379", "--node-ip-address=127.0.0.1"]
+    args += ["--dashboard-host=127.0.0.1", "--dashboard-port=8265", f"--num-cpus={head_cpus()}"]
+    if num_gpus is not None:
+        args.append(f"--num-gpus={num_gpus}")
+    os.execv(args[0], args)
 
 
 def deploy_app(settings: Settings, profile: str | None, versions: dict[str, str] | None = None) -> float:

@@ -192,9 +192,9 @@ class Settings(BaseSettings):
         if self.recall_env == "production":
             if self.webhook_url and not self.webhook_url.startswith("https://"):
                 raise ValueError("WEBHOOK_URL must be https in production")
-            for name in ("database_url", "secret_key"):
-                if getattr(self, name) is None:
-                    raise ValueError(f"{name.upper()} is required when RECALL_ENV=production")
+            # The embedded database is a production choice on one box (Debian has no pgvector package).
+            if self.secret_key is None:
+                raise ValueError("SECRET_KEY is required when RECALL_ENV=production")
             if self.model_profile == "tiny":
                 raise ValueError("MODEL_PROFILE=tiny (random test models) is not allowed in production")
         return self

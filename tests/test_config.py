@@ -41,7 +41,7 @@ def test_production_requires_secrets(monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(ConfigError) as exc:
         load_settings()
-    assert "DATABASE_URL" in exc.value.message
+    assert "SECRET_KEY" in exc.value.message
 
 
 def test_s3_backend_requires_bucket(monkeypatch):

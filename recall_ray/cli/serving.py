@@ -59,7 +59,8 @@ def ray_head(num_gpus: int | None) -> None:
     """Run the Ray head in the foreground (systemd's recall-ray.service), as `recall up` starts it."""
     ray = Path(sys.executable).with_name("ray")
     args = [str(ray), "start", "--head", "--block", "--port=6379", "--node-ip-address=127.0.0.1"]
-    args += ["--dashboard-host=127.0.0.1", "--dashboard-port=8265", f"--num-cpus={head_cpus()}"]
+    args += ["--dashboard-host=127.0.0.1", "--dashboard-port=8265", "--metrics-export-port=8080"]
+    args.append(f"--num-cpus={head_cpus()}")
     if num_gpus is not None:
         args.append(f"--num-gpus={num_gpus}")
     os.execv(args[0], args)

@@ -13,7 +13,7 @@ import time
 
 from bench.common import write_results
 
-CPU_BENCHMARKS = ("vector_search", "embedding", "front_path", "ingest", "memory")
+CPU_BENCHMARKS = ("vector_search", "embedding", "front_path", "routes", "ingest", "backfill", "memory")
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
 RESULTS = BENCH / "RESULTS.md"
-ORDER = ("vector_search", "embedding", "front_path", "ingest", "memory", "gpu")
+ORDER = ("vector_search", "embedding", "front_path", "routes", "ingest", "backfill", "memory", "gpu")
 
 
 def machine() -> dict[str, Any]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import re
 import threading
 import time
 from collections import defaultdict
@@ -19,37 +17,7 @@ import psutil
 import requests
 
 from bench.common import figure, save, table
-from bench.stack import CPU_VERSIONS, stack
-
-
-def component(proc: psutil.Process) -> str:
-    try:
-        name = " ".join(proc.cmdline()) or proc.name()
-    except (psutil.Error, OSError):
-        return "other"
-    if m := re.search(r"ServeReplica:recall:(\w+)", name):
-        return f"replica {m.group(1)}"
-    for pattern, label in (
-        ("postgres", "PostgreSQL"),
-        ("gunicorn", "gunicorn (Flask front)"),
-        ("ServeController|ProxyActor", "Serve controller and proxy"),
-        ("gcs_server|raylet|dashboard|log_monitor|monitor.py|runtime_env|ray::", "Ray"),
-    ):
-        if re.search(pattern, name):
-            return label
-    return "benchmark driver" if proc.pid == os.getpid() else "Ray"
-
-
-def stack_processes(data_dir: str) -> list[psutil.Process]:
-    """This process and its descendants (Ray, gunicorn), and PostgreSQL (a daemon, found by its data dir)."""
-    me = psutil.Process()
-    procs = {p.pid: p for p in [me, *me.children(recursive=True)]}
-    for p in psutil.process_iter(["cmdline"]):
-        if data_dir in " ".join(p.info["cmdline"] or []):
-            procs.setdefault(p.pid, p)
-            for c in p.children(recursive=True):
-                procs.setdefault(c.pid, c)
-    return list(procs.values())
+from bench.stack import CPU_VERSIONS, component, stack, stack_processes
 
 
 def sample(data_dir: str) -> dict[str, tuple[float, float]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -48,10 +49,11 @@ class Stack:
 
 @contextlib.contextmanager
 def stack(
-    versions: dict[str, str] | None = None, front_workers: int = 0, profile: str = "tiny"
+    versions: dict[str, str] | None = None, front_workers: int = 0, profile: str = "tiny", serve: bool = True
 ) -> Iterator[Stack]:
+    """The stack, torn down on exit; ``serve=False`` leaves out the Serve application (and the front)."""
     import ray
-    from ray import serve
+    from ray import serve as ray_serve
 
     from flask_front.auth import SelfHostTokenVerifier
     from recall_ray.cli.demo import free_port
@@ -83,7 +85,8 @@ def stack(
     try:
         prepare_database(settings)
         connect_ray(settings, start_local=True)
-        deploy_app(settings, profile, versions)
+        if serve:
+            deploy_app(settings, profile, versions)
         base_url = token = None
         if front_workers:
             port = free_port()
@@ -99,7 +102,56 @@ def stack(
             front.terminate()
             front.wait(timeout=30)
         with contextlib.suppress(Exception):
-            serve.shutdown()
+            ray_serve.shutdown()
         ray.shutdown()
         stop_embedded(embedded_pgdata(settings))
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def component(proc) -> str:  # noqa: ANN001 - a psutil.Process
+    import psutil
+
+    try:
+        name = " ".join(proc.cmdline()) or proc.name()
+    except (psutil.Error, OSError):
+        return "other"
+    if m := re.search(r"ServeReplica:recall:(\w+)", name):
+        return f"replica {m.group(1)}"
+    for pattern, label in (
+        ("postgres", "PostgreSQL"),
+        ("gunicorn", "gunicorn (Flask front)"),
+        ("ServeController|ProxyActor", "Serve controller and proxy"),
+        ("gcs_server|raylet|dashboard|log_monitor|monitor.py|runtime_env|ray::", "Ray"),
+    ):
+        if re.search(pattern, name):
+            return label
+    return "benchmark driver" if proc.pid == os.getpid() else "Ray"
+
+
+def stack_processes(data_dir: str) -> list:
+    """This process and its descendants (Ray, gunicorn), and PostgreSQL (a daemon, found by its data dir)."""
+    import psutil
+
+    me = psutil.Process()
+    procs = {p.pid: p for p in [me, *me.children(recursive=True)]}
+    for p in psutil.process_iter(["cmdline"]):
+        if data_dir in " ".join(p.info["cmdline"] or []):
+            procs.setdefault(p.pid, p)
+            for c in p.children(recursive=True):
+                procs.setdefault(c.pid, c)
+    return list(procs.values())
+
+
+def cpu_seconds(data_dir: str) -> dict[str, float]:
+    """CPU seconds used so far, per component of the stack (compare two readings around a measurement)."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for p in stack_processes(data_dir):
+        try:
+            t = p.cpu_times()
+        except (psutil.Error, OSError):
+            continue
+        name = component(p)
+        out[name] = out.get(name, 0.0) + t.user + t.system
+    return out

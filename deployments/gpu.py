@@ -12,7 +12,8 @@ def assigned_share() -> float:
     """The fraction of one GPU that Ray assigned to this replica (0 on CPU deployments)."""
     import ray
 
-    if not ray.is_initialized():  # outside Ray (tools, benchmarks); asking would start a local Ray
+    # Outside Ray (tools) asking would start a local Ray; a driver (tests, benchmarks) has no assignment.
+    if not ray.is_initialized() or ray.get_runtime_context().worker.mode != ray.WORKER_MODE:
         return 0.0
     return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
 

@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> None:
             model.embed_images(images[i : i + BATCH])
         model_rate = len(images) / (time.perf_counter() - t0)
         del model
-        opts = BackfillOptions(model_version=BENCH_CLIP, batch_size=BATCH, actors=1, cpus_per_actor=1.0)
+        # One actor with both cores' threads, as the model-alone run has; fetch/decode tasks and UPSERTs share
+        # those cores (Ray's logical CPUs on this head are more than the physical ones).
+        cores = float(os.cpu_count() or 1)
+        opts = BackfillOptions(model_version=BENCH_CLIP, batch_size=BATCH, actors=1, cpus_per_actor=cores)
         summary = run_backfill(opts, st.settings)
     rate = summary.done / summary.seconds
     save(

@@ -8,13 +8,11 @@ second as proportional set size (shared pages split between their processes) and
 from __future__ import annotations
 
 import argparse
-import io
 import threading
 import time
 from collections import defaultdict
 
 import psutil
-import requests
 
 from bench.common import figure, save, table
 from bench.stack import CPU_VERSIONS, component, stack, stack_processes
@@ -40,36 +38,17 @@ def workload(base_url: str, token: str, stop: threading.Event) -> int:
     from skimage import data
 
     from recall_ray import evalset
+    from recall_ray.cli.demo import Client
 
-    http = requests.Session()
-    http.headers["Authorization"] = f"Bearer {token}"
-    photos = [data.astronaut(), data.chelsea(), data.coffee()]
+    api = Client(base_url, token)
+    photos = [Image.fromarray(a) for a in (data.astronaut(), data.chelsea(), data.coffee())]
     poster = evalset.render(evalset.POSTERS[0])
     rounds = 0
     while not stop.is_set():
-        ids = []
-        for i, arr in enumerate([*photos, poster]):
-            img = arr if isinstance(arr, Image.Image) else Image.fromarray(arr)
-            made = http.post(f"{base_url}/ai/uploads", json={"contentType": "image/jpeg"}, timeout=60).json()
-            buf = io.BytesIO()
-            img.convert("RGB").save(buf, "JPEG", quality=85 + rounds % 10)
-            url = made["uploadUrl"] if made["uploadUrl"].startswith("http") else base_url + made["uploadUrl"]
-            http.put(url, data=buf.getvalue(), headers={"Content-Type": "image/jpeg"}, timeout=60)
-            reg = http.post(
-                f"{base_url}/ai/assets",
-                json={"storageKey": made["storageKey"], "faceOptIn": i == 0},
-                timeout=60,
-            ).json()
-            ids.append((reg["assetId"], reg["jobId"]))
-        for _, job in ids:
-            while http.get(f"{base_url}/ai/jobs/{job}", timeout=30).json()["state"] not in (
-                "succeeded",
-                "dead",
-            ):
-                time.sleep(0.2)
-        http.post(f"{base_url}/ai/search", json={"text": "a cat", "k": 5}, timeout=60)
-        http.post(f"{base_url}/ai/themes/suggest", json={"assetIds": [a for a, _ in ids]}, timeout=120)
-        http.post(f"{base_url}/ai/schedule/from_image", json={"assetId": ids[-1][0]}, timeout=120)
+        ids = [api.ingest(img, face_opt_in=i == 0)[0] for i, img in enumerate([*photos, poster])]
+        api.call("POST", "/ai/search", {"text": "a cat", "k": 5})
+        api.call("POST", "/ai/themes/suggest", {"assetIds": ids})
+        api.call("POST", "/ai/schedule/from_image", {"assetId": ids[-1]})
         rounds += 1
     return rounds
 

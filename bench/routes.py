@@ -8,11 +8,8 @@ front and Serve with no work) as the baseline of the same run.
 from __future__ import annotations
 
 import argparse
-import io
 import time
 from collections.abc import Callable
-
-import requests
 
 from bench.common import figure, latency_stats, save, table
 from bench.stack import CPU_VERSIONS, stack
@@ -20,60 +17,29 @@ from bench.stack import CPU_VERSIONS, stack
 REF = "2025-09-02T12:00:00+09:00"
 
 
-def jpeg(img) -> bytes:  # noqa: ANN001
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
-class Api:
-    def __init__(self, base: str, token: str):
-        self.base, self.http = base, requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {token}"
-
-    def call(self, method: str, path: str, body: dict | None = None, ok: tuple[int, ...] = (200, 201, 202)):
-        resp = self.http.request(method, self.base + path, json=body, timeout=300)
-        if resp.status_code not in ok:
-            raise RuntimeError(f"{method} {path} -> {resp.status_code} {resp.text[:300]}")
-        return resp.json()
-
-    def upload(self, data: bytes) -> str:
-        made = self.call("POST", "/ai/uploads", {"contentType": "image/jpeg"})
-        url = made["uploadUrl"] if made["uploadUrl"].startswith("http") else self.base + made["uploadUrl"]
-        self.http.put(url, data=data, headers={"Content-Type": "image/jpeg"}, timeout=60).raise_for_status()
-        return made["storageKey"]
-
-    def ingest(self, data: bytes, faces: bool = False) -> str:
-        reg = self.call("POST", "/ai/assets", {"storageKey": self.upload(data), "faceOptIn": faces})
-        while self.call("GET", f"/ai/jobs/{reg['jobId']}")["state"] not in ("succeeded", "dead"):
-            time.sleep(0.1)
-        return reg["assetId"]
-
-
 def main(argv: list[str] | None = None) -> None:
     from PIL import Image
     from skimage import data
 
     from recall_ray import evalset
+    from recall_ray.cli.demo import Client
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=15, help="calls per route")
     args = p.parse_args(argv)
-    photos = [
-        jpeg(Image.fromarray(a)) for a in (data.astronaut(), data.chelsea(), data.coffee(), data.rocket())
-    ]
-    posters = [jpeg(evalset.render(poster)) for poster in evalset.POSTERS[: args.n + 1]]
+    photos = [Image.fromarray(a) for a in (data.astronaut(), data.chelsea(), data.coffee(), data.rocket())]
+    posters = [evalset.render(poster) for poster in evalset.POSTERS[: args.n + 1]]
     with stack(CPU_VERSIONS, front_workers=1) as st:
-        api = Api(st.base_url, st.token)
-        me = api.ingest(photos[0], faces=True)
-        ids = [api.ingest(b) for b in photos[1:]]
+        api = Client(st.base_url, st.token)
+        me, _ = api.ingest(photos[0], face_opt_in=True)
+        ids = [api.ingest(img)[0] for img in photos[1:]]
         api.call("POST", "/ai/people/enroll", {"assetIds": [me]})
-        poster_ids = [api.ingest(b) for b in posters]
+        poster_ids = [api.ingest(img)[0] for img in posters]
         observed = api.call(
             "POST", "/ai/schedule/from_image", {"assetId": poster_ids[0], "referenceTime": REF}
         )
         fresh_posters = iter(poster_ids[1:])
-        spare = iter([api.ingest(photos[1]) for _ in range(args.n)])
+        spare = iter([api.ingest(photos[1])[0] for _ in range(args.n)])
 
         routes: dict[str, Callable[[], object]] = {
             "GET /ai/ping (baseline)": lambda: api.call("GET", "/ai/ping"),

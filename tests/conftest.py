@@ -210,6 +210,7 @@ def recall_app(ray_session, model_root: Path):  # noqa: ANN001, ANN201
     config = serve_config.load_config(
         serve_config.config_path("tiny"), profile="tiny", model_root=str(model_root)
     )
+    config.http_options.port = free_port()  # never the port of a `recall up` or demo on this machine
     serve_config.deploy(config)
     return serve.get_app_handle(serve_config.APP_NAME)
 

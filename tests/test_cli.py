@@ -25,10 +25,10 @@ def run(args, monkeypatch, env):
 
 def test_db_upgrade_and_status(pg_server, monkeypatch, tmp_path):
     env = {"DATABASE_URL": make_database(pg_server, "recall_cli"), "RECALL_DATA_DIR": str(tmp_path)}
-    status = json.loads(run(["db", "status"], monkeypatch, env).output)
+    status = json.loads(run(["db", "status"], monkeypatch, env).stdout)
     assert status["current"] is None and "upgrade" in status["state"]
     assert "at revision" in run(["db", "upgrade"], monkeypatch, env).output
-    status = json.loads(run(["db", "status"], monkeypatch, env).output)
+    status = json.loads(run(["db", "status"], monkeypatch, env).stdout)
     assert status["current"] == status["head"] and status["state"] == "up to date"
 
 

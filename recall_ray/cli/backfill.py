@@ -25,6 +25,7 @@ def backfill() -> None:
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--actors", default=1, show_default=True, help="model actors in the pool")
 @click.option("--num-gpus", default=0.0, show_default=True, help="GPU share per model actor")
+@click.option("--cpus-per-actor", default=1.0, show_default=True, help="CPUs (and threads) per model actor")
 @click.option("--local", "local", is_flag=True, help="run here on a local Ray, even with RAY_ADDRESS set")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="wait for a submitted job to end")
 @click.option("--python", default="python", show_default=True, help="the cluster's Python for the entrypoint")
@@ -35,13 +36,14 @@ def backfill_start(
     batch_size: int,
     actors: int,
     num_gpus: float,
+    cpus_per_actor: float,
     local: bool,
     wait: bool,
     python: str,
 ) -> None:
     """Submit a re-embedding job to the cluster at RAY_ADDRESS, or run it on a local Ray."""
     args = ["--model", model_version, "--batch-size", str(batch_size), "--actors", str(actors)]
-    args += ["--num-gpus", str(num_gpus)]
+    args += ["--num-gpus", str(num_gpus), "--cpus-per-actor", str(cpus_per_actor)]
     if owner:
         args += ["--owner", owner]
     if since:

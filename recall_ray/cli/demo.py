@@ -47,6 +47,8 @@ def _jpeg(img: Image.Image) -> bytes:
 
 
 class Client:
+    """The HTTP API as a client sees it (the demo; the benchmarks reuse it)."""
+
     def __init__(self, base: str, token: str):
         import requests
 
@@ -59,12 +61,18 @@ class Client:
             raise click.ClickException(f"{method} {path} -> {resp.status_code} {resp.text}")
         return resp.json() if resp.content else None
 
-    def upload(self, name: str, img: Image.Image) -> str:
+    def upload(self, img: Image.Image) -> str:
+        """A presigned PUT of the photo as JPEG; returns its storage key."""
         made = self.call("POST", "/ai/uploads", {"contentType": "image/jpeg"})
         url = made["uploadUrl"] if made["uploadUrl"].startswith("http") else self.base + made["uploadUrl"]
         put = self.http.put(url, data=_jpeg(img), headers={"Content-Type": "image/jpeg"}, timeout=60)
         put.raise_for_status()
         return made["storageKey"]
+
+    def ingest(self, img: Image.Image, face_opt_in: bool = False) -> tuple[str, dict[str, Any]]:
+        """Upload, register and wait for the ingest job; returns (asset id, finished job)."""
+        reg = self.call("POST", "/ai/assets", {"storageKey": self.upload(img), "faceOptIn": face_opt_in})
+        return reg["assetId"], self.wait(reg["jobId"])
 
     def wait(self, job_id: str, timeout_s: float = 300) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -124,14 +132,8 @@ def _walkthrough(api: Client) -> None:
     assets: dict[str, str] = {}
     t0 = time.monotonic()
     for name, img in samples.items():
-        reg = api.call(
-            "POST",
-            "/ai/assets",
-            {"storageKey": api.upload(name, img), "faceOptIn": name.startswith("astronaut")},
-        )
-        assets[name] = reg["assetId"]
-        job = api.wait(reg["jobId"])
-        view = api.call("GET", f"/ai/assets/{reg['assetId']}")
+        assets[name], job = api.ingest(img, face_opt_in=name.startswith("astronaut"))
+        view = api.call("GET", f"/ai/assets/{assets[name]}")
         click.echo(
             f"      {name:<16} {job['state']:<9} {view['width']}x{view['height']}  "
             f"embeddings: {len(view['embeddings'])}  faces: {view['faceCount']}"

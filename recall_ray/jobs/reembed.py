@@ -270,6 +270,12 @@ def parse_args(argv: list[str] | None = None) -> BackfillOptions:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--actors", type=int, default=1, help="model actors in the pool")
     p.add_argument("--num-gpus", type=float, default=0.0, help="GPU share per model actor")
+    p.add_argument(
+        "--cpus-per-actor",
+        type=float,
+        default=1.0,
+        help="CPUs each model actor reserves (and its torch threads)",
+    )
     a = p.parse_args(argv)
     since = None
     if a.since:
@@ -283,6 +289,7 @@ def parse_args(argv: list[str] | None = None) -> BackfillOptions:
         batch_size=a.batch_size,
         actors=a.actors,
         num_gpus=a.num_gpus,
+        cpus_per_actor=a.cpus_per_actor,
     )
 
 

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
         paths: dict[str, dict[str, Callable[[], object]]] = {
             "no-op": {
                 "handle": lambda: ingress.noop.remote().result(),
+                "HTTP hop alone (gunicorn /healthz, no Ray call)": lambda: ok(
+                    front.get(f"{st.base_url}/healthz", timeout=30)
+                ),
                 "handle, api operation": lambda: ingress.api.remote("ping", caller, {}).result(),
                 "Serve HTTP proxy": lambda: ok(http.get(f"{PROXY}/noop", timeout=30)),
                 "Flask front": lambda: ok(front.get(f"{st.base_url}/ai/ping", timeout=30)),
@@ -62,14 +65,15 @@ def main(argv: list[str] | None = None) -> None:
                     fn()
         per_round: dict[tuple[str, str], list[dict]] = {}
         for _ in range(args.rounds):
-            for kind, fns in paths.items():  # rounds interleave the paths, so drift hits them alike
-                for name, fn in fns.items():
-                    samples = []
-                    for _ in range(args.n):
+            for kind, fns in paths.items():
+                samples: dict[str, list[float]] = {name: [] for name in fns}
+                for _ in range(args.n):  # one call of each path in turn, so drift hits them alike
+                    for name, fn in fns.items():
                         t0 = time.perf_counter()
                         fn()
-                        samples.append(time.perf_counter() - t0)
-                    per_round.setdefault((kind, name), []).append(latency_stats(samples))
+                        samples[name].append(time.perf_counter() - t0)
+                for name, values in samples.items():
+                    per_round.setdefault((kind, name), []).append(latency_stats(values))
     stats = {
         key: {m: statistics.median(r[m] for r in rounds) for m in ("p50_ms", "p99_ms")}
         for key, rounds in per_round.items()
@@ -99,8 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         figures=figures,
         tables=[
             table(
-                f"Latency per call, single client, {args.n} calls x {args.rounds} rounds (median of the "
-                "rounds' percentiles)",
+                f"Latency per call, single client, {args.n} calls x {args.rounds} rounds, the paths called "
+                "in turn (median of the rounds' percentiles)",
                 ["request", "path", "p50 ms", "p99 ms", "p50 added over handle, ms"],
                 rows,
             )

@@ -8,6 +8,7 @@ second as proportional set size (shared pages split between their processes) and
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 from collections import defaultdict
@@ -19,9 +20,11 @@ from bench.stack import CPU_VERSIONS, component, stack, stack_processes
 
 
 def sample(data_dir: str) -> dict[str, tuple[float, float]]:
-    """(PSS, RSS) in MiB per component."""
+    """(PSS, RSS) in MiB per component of the stack (the benchmark's own process is not part of it)."""
     out: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for p in stack_processes(data_dir):
+        if p.pid == os.getpid():
+            continue
         try:
             info = p.memory_full_info()
         except (psutil.Error, OSError):

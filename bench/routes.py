@@ -44,9 +44,6 @@ def main(argv: list[str] | None = None) -> None:
         routes: dict[str, Callable[[], object]] = {
             "GET /ai/ping (baseline)": lambda: api.call("GET", "/ai/ping"),
             "POST /ai/uploads": lambda: api.call("POST", "/ai/uploads", {"contentType": "image/jpeg"}),
-            "POST /ai/assets (register)": lambda: api.call(
-                "POST", "/ai/assets", {"storageKey": api.upload(photos[2])}
-            ),
             "GET /ai/assets/{id}": lambda: api.call("GET", f"/ai/assets/{me}"),
             "POST /ai/search (text)": lambda: api.call(
                 "POST", "/ai/search", {"text": "a cat on a sofa", "k": 20}
@@ -69,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
                 "GET", f"/ai/observations/{observed['observationId']}"
             ),
             "DELETE /ai/assets/{id}": lambda: api.call("DELETE", f"/ai/assets/{next(spare)}"),
+            # Last: each registration queues an ingest job that would run beside the next measurements.
+            "POST /ai/assets (register)": lambda: api.call(
+                "POST", "/ai/assets", {"storageKey": api.upload(photos[2])}
+            ),
         }
         stats = {}
         for name, fn in routes.items():

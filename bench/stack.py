@@ -121,6 +121,8 @@ def component(proc) -> str:  # noqa: ANN001 - a psutil.Process
         ("postgres", "PostgreSQL"),
         ("gunicorn", "gunicorn (Flask front)"),
         ("ServeController|ProxyActor", "Serve controller and proxy"),
+        # A task worker's title is its current task, or IDLE between tasks.
+        ("ray::job:|ray::IDLE|execute_job", "Ray task workers (ingest attempts)"),
         ("gcs_server|raylet|dashboard|log_monitor|monitor.py|runtime_env|ray::", "Ray"),
     ):
         if re.search(pattern, name):

@@ -109,7 +109,6 @@ class Dispatcher:
         for job in jobs:
             task = asyncio.ensure_future(self._attempt(job.id, job.kind, job.attempts, job.owner_user_id))
             self.running[job.id] = task
-            task.add_done_callback(lambda _t, jid=job.id: self.running.pop(jid, None))
         return len(jobs)
 
     def _tx(self, fn: Callable[[Session], Any]) -> Any:
@@ -132,6 +131,8 @@ class Dispatcher:
             await asyncio.to_thread(self._record_success, job_id, kind, attempt, owner, result)
         finally:
             heartbeat.cancel()
+            self.running.pop(job_id, None)
+            self.kick()  # a slot is free: claim the next due job now, not at the next poll
 
     async def _heartbeat(self, job_id: str, attempt: int, lease: float) -> None:
         while True:

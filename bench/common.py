@@ -39,12 +39,13 @@ def machine() -> dict[str, Any]:
                 mem = int(line.split()[1]) / 1024 / 1024
     except OSError:
         pass
+    from importlib.metadata import PackageNotFoundError, version
+
     versions = {}
-    for name in ("torch", "ray", "open_clip", "hnswlib", "psycopg"):
+    for name in ("torch", "ray", "open_clip_torch", "hnswlib", "psycopg"):
         try:
-            module = __import__(name)
-            versions[name] = getattr(module, "__version__", "?")
-        except ImportError:
+            versions[name] = version(name)
+        except PackageNotFoundError:
             continue
     return {
         "cpu": cpu,

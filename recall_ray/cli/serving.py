@@ -36,6 +36,7 @@ def connect_ray(settings: Settings, *, start_local: bool) -> bool:
         return False
     ray.init(
         address="local",  # a new head of our own, never a cluster some other process started here
+        _node_ip_address="127.0.0.1",  # its ports on loopback, as `recall ray-head` has them
         num_cpus=head_cpus(),
         namespace="recall",
         include_dashboard=True,
